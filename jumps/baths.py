@@ -1,0 +1,311 @@
+"""Thermal baths: spectral densities, KMS transition rates and Lamb shifts.
+
+Conventions (hbar = k_B = 1, DESIGN.md section 2):
+
+- ``J(w)`` is given for ``w >= 0`` and extended as an odd function, ``J(-w) = -J(w)``;
+  ``J(w) = sum_k g_k^2 delta(w - w_k)``, so the reorganisation energy is
+  ``lambda = integral_0^inf J(w)/w dw``.
+- ``gamma(w) = 2 pi J(w) / (1 - exp(-beta w))``. A positive ``w`` is *emission* into the bath
+  (the system loses ``w``); ``w < 0`` is absorption; ``w = 0`` is pure dephasing with the limit
+  ``gamma(0) = 2 pi J'(0) / beta``. ``gamma(-w) = exp(-beta w) gamma(w)`` holds to rounding
+  because the absorption rate is computed from the emission rate.
+- ``S(w) = (1/2pi) PV integral gamma(w') / (w - w') dw'`` over the real line (Lamb shift).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .errors import ConfigError
+
+ArrayFunc = Callable[[np.ndarray], np.ndarray]
+
+
+def _tanh_sinh_nodes(step: float, t_max: float) -> tuple[np.ndarray, np.ndarray]:
+    """Tanh-sinh nodes ``x`` in (0, 1) and weights for integral_0^1 f(x) dx."""
+    t = np.arange(-t_max, t_max + step / 2, step)
+    u = 0.5 * np.pi * np.sinh(t)
+    x = 0.5 * (1.0 + np.tanh(u))
+    weights = step * 0.25 * np.pi * np.cosh(t) / np.cosh(u) ** 2
+    keep = (x > 0.0) & (x < 1.0) & (weights > 0.0)
+    return x[keep], weights[keep]
+
+
+def _exp_sinh_nodes(step: float, t_min: float, t_max: float) -> tuple[np.ndarray, np.ndarray]:
+    """Exp-sinh nodes ``x`` in (0, inf) and weights for integral_0^inf f(x) dx."""
+    t = np.arange(t_min, t_max + step / 2, step)
+    x = np.exp(0.5 * np.pi * np.sinh(t))
+    weights = step * 0.5 * np.pi * np.cosh(t) * x
+    return x, weights
+
+
+# Double-exponential rules: exponentially convergent for integrands analytic inside the
+# interval, whatever they do at the end points (kinks of J at w = 0, the beta = inf step,
+# algebraic or exponential tails). Step 1/32 gives ~1e-12 relative on the test baths.
+_FINITE_X, _FINITE_W = _tanh_sinh_nodes(1.0 / 32.0, 3.2)
+_HALF_X, _HALF_W = _exp_sinh_nodes(1.0 / 32.0, -4.0, 3.6)
+
+
+@dataclass(frozen=True)
+class Bath:
+    """A bosonic bath, or a non-thermal noise source given by its rates.
+
+    Build one with :func:`ohmic`, :func:`drude_lorentz`, :func:`tabulated`,
+    :func:`from_callable` or :func:`from_rates`.
+
+    Attributes
+    ----------
+    kind : str
+        ``"ohmic"``, ``"drude_lorentz"``, ``"tabulated"``, ``"callable"`` or ``"rates"``.
+    beta : float
+        Inverse temperature (``np.inf`` for zero temperature; ``nan`` for ``"rates"``).
+    spectral_density_positive : callable or None
+        ``J(w)`` for ``w >= 0``, vectorised. None for a bath given by its rates.
+    slope_at_zero : float
+        ``lim_{w -> 0+} J(w) / w``, for the dephasing rate ``gamma(0)``.
+    scale : float
+        A frequency scale of the bath (the cutoff), used by the Lamb-shift quadrature.
+    rate_function : callable or None
+        ``gamma(w)`` on both signs for ``kind == "rates"`` (no KMS imposed).
+    lamb_shift_enabled : bool
+        Whether the generator includes this bath's Lamb shift.
+    params : dict
+        The parameters it was built from, for reports.
+    """
+
+    kind: str
+    beta: float
+    spectral_density_positive: ArrayFunc | None
+    slope_at_zero: float
+    scale: float
+    rate_function: ArrayFunc | None = None
+    lamb_shift_enabled: bool = True
+    params: dict = field(default_factory=dict)
+
+    @property
+    def temperature(self) -> float:
+        """Temperature ``1/beta`` (0 at ``beta = inf``)."""
+        return 0.0 if np.isinf(self.beta) else 1.0 / self.beta
+
+    @property
+    def is_thermal(self) -> bool:
+        """True when the rates obey KMS at ``beta`` by construction."""
+        return self.kind != "rates"
+
+    def spectral_density(self, w: np.ndarray) -> np.ndarray:
+        """``J(w)`` on both signs of ``w`` (odd extension)."""
+        if self.spectral_density_positive is None:
+            raise ValueError("a bath given by its rates has no spectral density")
+        w = np.asarray(w, dtype=float)
+        return np.sign(w) * self.spectral_density_positive(np.abs(w))
+
+    def rates(self, w: np.ndarray) -> np.ndarray:
+        """Transition rates ``gamma(w)``; ``w > 0`` emission, ``w < 0`` absorption.
+
+        KMS ``gamma(-w) = exp(-beta w) gamma(w)`` is exact: the absorption rate is the emission
+        rate times the Boltzmann factor.
+        """
+        w = np.asarray(w, dtype=float)
+        if self.rate_function is not None:
+            return np.asarray(self.rate_function(w), dtype=float)
+        beta = self.beta
+        magnitude = np.abs(w)
+        j = self.spectral_density_positive(magnitude)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if np.isinf(beta):
+                emission = 2.0 * np.pi * j
+                boltzmann = np.zeros_like(magnitude)
+            else:
+                emission = 2.0 * np.pi * j / (-np.expm1(-beta * magnitude))
+                boltzmann = np.exp(-beta * magnitude)
+        gamma = np.where(w > 0, emission, boltzmann * emission)
+        zero_rate = 0.0 if np.isinf(beta) else 2.0 * np.pi * self.slope_at_zero / beta
+        return np.where(w == 0, zero_rate, gamma)
+
+    def lamb_shift(self, w: np.ndarray, chunk: int = 2048) -> np.ndarray:
+        """Lamb shift ``S(w) = (1/2pi) PV integral gamma(w') / (w - w') dw'``.
+
+        The principal value is taken by pairing ``w - s`` with ``w + s``:
+        ``S(w) = (1/2pi) integral_0^inf [gamma(w - s) - gamma(w + s)] / s ds``, a regular
+        integral, split at ``s = |w|`` (where the rate may have a kink at zero temperature) and
+        done with double-exponential quadrature. Vectorised over ``w``; about 1e-12 relative
+        against the closed forms in the tests.
+        """
+        w = np.atleast_1d(np.asarray(w, dtype=float))
+        out = np.empty_like(w)
+        for start in range(0, w.size, chunk):
+            out[start:start + chunk] = self._lamb_shift_chunk(w[start:start + chunk])
+        return out
+
+    def _lamb_shift_chunk(self, w: np.ndarray) -> np.ndarray:
+        edge = np.abs(w)[:, None]
+        # [0, |w|]: tanh-sinh; [|w|, inf): exp-sinh scaled to the bath's own frequency scale.
+        s_inner = edge * _FINITE_X[None, :]
+        weights_inner = edge * _FINITE_W[None, :]
+        s_outer = edge + self.scale * _HALF_X[None, :]
+        weights_outer = self.scale * np.broadcast_to(_HALF_W, s_outer.shape)
+        total = np.zeros(w.size)
+        for s, weights in ((s_inner, weights_inner), (s_outer, weights_outer)):
+            difference = self.rates(w[:, None] - s) - self.rates(w[:, None] + s)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                integrand = np.where(s > 0, difference / s, 0.0)
+            total += np.sum(weights * integrand, axis=1)
+        return total / (2.0 * np.pi)
+
+
+def _positive(value: float, name: str, allow_zero: bool = False) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(name, f"must be a number, got {value!r}") from None
+    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = "non-negative" if allow_zero else "positive"
+        raise ConfigError(name, f"must be a finite {bound} number, got {value!r}")
+    return value
+
+
+def _beta(beta: float) -> float:
+    try:
+        beta = float(beta)
+    except (TypeError, ValueError):
+        raise ConfigError("beta", f"must be a number, got {beta!r}") from None
+    if np.isnan(beta) or beta <= 0:
+        raise ConfigError("beta", f"must be positive (inf for zero temperature), got {beta!r}")
+    return beta
+
+
+def ohmic(eta: float, cutoff: float, beta: float, lamb_shift: bool = True) -> Bath:
+    """Ohmic bath with exponential cutoff, ``J(w) = eta * w * exp(-|w|/cutoff)``.
+
+    Reorganisation energy ``eta * cutoff``; ``S(0) = -eta * cutoff`` at any temperature.
+    """
+    eta = _positive(eta, "eta", allow_zero=True)
+    cutoff = _positive(cutoff, "cutoff")
+    beta = _beta(beta)
+    return Bath(
+        kind="ohmic",
+        beta=beta,
+        spectral_density_positive=lambda w: eta * w * np.exp(-w / cutoff),
+        slope_at_zero=eta,
+        scale=cutoff,
+        lamb_shift_enabled=lamb_shift,
+        params={"eta": eta, "cutoff": cutoff},
+    )
+
+
+def drude_lorentz(reorganization: float, cutoff: float, beta: float,
+                  lamb_shift: bool = True) -> Bath:
+    """Drude–Lorentz bath, ``J(w) = (2 lambda / pi) * w * cutoff / (w^2 + cutoff^2)``."""
+    lam = _positive(reorganization, "reorganization", allow_zero=True)
+    cutoff = _positive(cutoff, "cutoff")
+    beta = _beta(beta)
+    return Bath(
+        kind="drude_lorentz",
+        beta=beta,
+        spectral_density_positive=lambda w: (2.0 * lam / np.pi) * w * cutoff / (w**2 + cutoff**2),
+        slope_at_zero=2.0 * lam / (np.pi * cutoff),
+        scale=cutoff,
+        lamb_shift_enabled=lamb_shift,
+        params={"reorganization": lam, "cutoff": cutoff},
+    )
+
+
+def _check_table(table: np.ndarray, field_name: str) -> tuple[np.ndarray, np.ndarray]:
+    table = np.asarray(table, dtype=float)
+    if table.ndim != 2 or table.shape[1] != 2 or table.shape[0] < 2:
+        raise ConfigError(field_name, f"must be rows of (w, value), got shape {table.shape}")
+    if not np.all(np.isfinite(table)):
+        raise ConfigError(field_name, "contains NaN or inf")
+    order = np.argsort(table[:, 0])
+    w, values = table[order, 0], table[order, 1]
+    if np.any(np.diff(w) <= 0):
+        raise ConfigError(field_name, "frequencies must be distinct")
+    return w, values
+
+
+def tabulated(table: np.ndarray, beta: float, lamb_shift: bool = True) -> Bath:
+    """Spectral density from a table of ``(w, J)`` rows with ``w >= 0``.
+
+    Linear interpolation between points, zero beyond the last point; ``J(0)`` is taken as 0.
+    """
+    w, j = _check_table(table, "table")
+    if w[0] < 0:
+        raise ConfigError("table", "spectral-density frequencies must be >= 0 (J is odd)")
+    if np.any(j < 0):
+        raise ConfigError("table", "J(w) must be >= 0 for w >= 0")
+    if w[0] > 0:
+        w, j = np.concatenate([[0.0], w]), np.concatenate([[0.0], j])
+    j[0] = 0.0
+    beta = _beta(beta)
+    return Bath(
+        kind="tabulated",
+        beta=beta,
+        spectral_density_positive=lambda x: np.interp(x, w, j, right=0.0),
+        slope_at_zero=j[1] / w[1],
+        scale=float(w[-1]) / 4.0,
+        lamb_shift_enabled=lamb_shift,
+        params={"points": int(w.size), "w_max": float(w[-1])},
+    )
+
+
+def from_callable(spectral_density: ArrayFunc, beta: float, scale: float = 1.0,
+                  lamb_shift: bool = True) -> Bath:
+    """Spectral density from a user function ``J(w)``, called with arrays of ``w >= 0``.
+
+    ``scale`` is the bath's frequency scale (its cutoff) for the Lamb-shift quadrature.
+    """
+    if not callable(spectral_density):
+        raise ConfigError("spectral_density", "must be callable")
+    beta = _beta(beta)
+    scale = _positive(scale, "scale")
+
+    def positive(w: np.ndarray) -> np.ndarray:
+        return np.asarray(spectral_density(np.asarray(w, dtype=float)), dtype=float) * np.ones_like(w)
+
+    step = 1e-7 * scale
+    return Bath(
+        kind="callable",
+        beta=beta,
+        spectral_density_positive=positive,
+        slope_at_zero=float(positive(np.array([step]))[0] / step),
+        scale=scale,
+        lamb_shift_enabled=lamb_shift,
+        params={"scale": scale},
+    )
+
+
+def from_rates(rates: np.ndarray | ArrayFunc, scale: float | None = None,
+               lamb_shift: bool = True) -> Bath:
+    """A non-thermal noise source given directly by ``gamma(w)`` on both signs of ``w``.
+
+    ``rates`` is a table of ``(w, gamma)`` rows (linear interpolation, zero outside) or a
+    vectorised callable. No KMS condition is imposed: this is the case the detailed-balance
+    statistics must flag.
+    """
+    if callable(rates):
+        function = rates
+        scale = _positive(1.0 if scale is None else scale, "scale")
+        params: dict = {"scale": scale}
+    else:
+        w, gamma = _check_table(rates, "table")
+        if np.any(gamma < 0):
+            raise ConfigError("table", "rates must be >= 0")
+
+        def function(x: np.ndarray) -> np.ndarray:
+            return np.interp(x, w, gamma, left=0.0, right=0.0)
+
+        scale = float(np.max(np.abs(w))) / 4.0 if scale is None else scale
+        params = {"points": int(w.size), "w_min": float(w[0]), "w_max": float(w[-1])}
+    return Bath(
+        kind="rates",
+        beta=float("nan"),
+        spectral_density_positive=None,
+        slope_at_zero=0.0,
+        scale=scale,
+        rate_function=function,
+        lamb_shift_enabled=lamb_shift,
+        params=params,
+    )

@@ -1,0 +1,93 @@
+"""Command line: ``python -m jumps {run,info,exact} CONFIG.toml``.
+
+Exit status 0 on success, 2 on bad input (one line naming the field and the reason), 1 on an
+internal failure. The CLI only parses arguments and calls the driver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .errors import ConfigError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m jumps",
+        description="Quantum-jump trajectories of the Davies master equation (hbar = k_B = 1).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="unravel into trajectories (serial, or all ranks under mpirun)")
+    run.add_argument("config", type=Path)
+    run.add_argument("--out", type=Path, help="result directory (default: results/<config name>)")
+    run.add_argument("--trajectories", type=int, help="number of trajectories (overrides [run])")
+    run.add_argument("--seed", type=int, help="random seed (overrides [run])")
+    run.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    run.add_argument("--force", action="store_true", help="overwrite an existing result")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--target-stderr", type=float, metavar="X",
+                     help="stop early once the largest standard error of the first observable "
+                          "is below X")
+
+    info = sub.add_parser("info", help="spectrum, channels, rates, Gibbs state, diagnostics")
+    info.add_argument("config", type=Path)
+
+    exact = sub.add_parser("exact", help="solve the master equation densely (small d)")
+    exact.add_argument("config", type=Path)
+    exact.add_argument("--out", type=Path, help="result directory (default: results/<name>-exact)")
+    exact.add_argument("--force", action="store_true", help="overwrite an existing result")
+    return parser
+
+
+def _default_out(config: Path, suffix: str = "") -> Path:
+    return Path("results") / (config.stem + suffix)
+
+
+def _command(args: argparse.Namespace) -> int:
+    from .config import load_config
+
+    if args.command == "info":
+        from .info import info_text
+        from .run import build
+
+        config = load_config(args.config)
+        start = time.perf_counter()
+        generator = build(config)
+        print(info_text(config, generator, time.perf_counter() - start))
+        return 0
+    if args.command == "exact":
+        from .run import run_exact
+
+        config = load_config(args.config)
+        out = args.out or _default_out(args.config, "-exact")
+        run_exact(config, out, force=args.force)
+        print(f"exact solution written to {out}")
+        return 0
+    from .run import run_trajectories
+
+    if args.trajectories is not None and args.trajectories < 1:
+        raise ConfigError("--trajectories", f"must be >= 1, got {args.trajectories}")
+    if args.seed is not None and args.seed < 0:
+        raise ConfigError("--seed", f"must be >= 0, got {args.seed}")
+    if args.target_stderr is not None and not args.target_stderr > 0:
+        raise ConfigError("--target-stderr", f"must be positive, got {args.target_stderr}")
+    config = load_config(args.config, {"trajectories": args.trajectories, "seed": args.seed})
+    out = args.out or _default_out(args.config)
+    return run_trajectories(config, out, force=args.force, resume=args.resume,
+                            quiet=args.quiet, target_stderr=args.target_stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return _command(args)
+    except ConfigError as error:
+        print(f"jumps: error: {error.field}: {error.reason}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("jumps: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,378 @@
+"""Run configuration: the TOML file of DESIGN.md section 5, validated into plain objects.
+
+Every problem is a :class:`ConfigError` naming the field (``baths[1].temperature``) and the
+reason; nothing here runs physics beyond building matrices.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import baths as baths_module
+from .baths import Bath
+from .errors import ConfigError
+from .models import Model, build_model, check_hermitian, explicit, product_state
+
+SECTIONS = {"system", "baths", "initial_state", "run"}
+SYSTEM_KEYS = {"model", "params", "hamiltonian", "operators", "degeneracy_tol", "drop_tol"}
+BATH_KEYS = {"coupling", "spectral_density", "eta", "cutoff", "reorganization", "table",
+             "temperature", "beta", "lamb_shift", "name"}
+INITIAL_KEYS = {"kind", "index", "state", "vector"}
+RUN_KEYS = {"t_final", "n_times", "trajectories", "seed", "observables", "density_matrix",
+            "lamb_shift", "chunk_size", "checkpoint_seconds", "record_jumps"}
+DENSITY_MODES = ("full", "diagonal", "none", "auto")
+AUTO_FULL_DIMENSION = 64
+
+
+@dataclass(frozen=True)
+class InitialState:
+    """``kind``: eigenstate | basis | product | gibbs | vector; ``vector`` for pure states
+    (user's basis, normalised) or None for ``gibbs``; ``index`` for eigenstate/basis."""
+
+    kind: str
+    vector: np.ndarray | None = None
+    index: int | None = None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A validated run: the system, its baths, the initial state and the run settings."""
+
+    model: Model
+    couplings: list[np.ndarray]
+    coupling_names: list[str]
+    baths: list[Bath]
+    initial_state: InitialState
+    t_final: float
+    n_times: int
+    trajectories: int
+    seed: int
+    observables: dict[str, np.ndarray]
+    density_matrix: str
+    lamb_shift: bool = True
+    degeneracy_tol: float | None = None
+    drop_tol: float = 1e-12
+    chunk_size: int = 0
+    checkpoint_seconds: float = 10.0
+    record_jumps: int = 0
+    source: str = ""
+    raw: dict = field(default_factory=dict)
+
+    @property
+    def times(self) -> np.ndarray:
+        return np.linspace(0.0, self.t_final, self.n_times)
+
+    @property
+    def store_density(self) -> str:
+        """``full``, ``diagonal`` or ``none`` (``auto`` resolved by the dimension)."""
+        if self.density_matrix == "auto":
+            return "full" if self.model.dimension <= AUTO_FULL_DIMENSION else "diagonal"
+        return self.density_matrix
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read and validate a TOML config. ``overrides`` replaces ``[run]`` keys (CLI flags)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(str(path), "config file not found")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(str(path), f"malformed TOML: {error}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), "not a text file") from None
+    raw.setdefault("run", {})
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            raw["run"][key] = value
+    return parse_config(raw, base=path.parent, source=str(path))
+
+
+def parse_config(raw: dict, base: Path = Path("."), source: str = "") -> RunConfig:
+    """Validate a config dictionary (as loaded from TOML); paths are relative to ``base``."""
+    _unknown(raw, SECTIONS, "")
+    model = _system(_table(raw, "system"), base)
+    bath_list = raw.get("baths")
+    if not isinstance(bath_list, list) or not bath_list:
+        raise ConfigError("baths", "need at least one [[baths]] entry")
+    run = _table(raw, "run", required=False)
+    _unknown(run, RUN_KEYS, "run")
+    lamb_shift = _bool(run, "lamb_shift", True, "run")
+    couplings, names, bath_objects = [], [], []
+    for i, entry in enumerate(bath_list):
+        where = f"baths[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(where, "must be a table")
+        _unknown(entry, BATH_KEYS, where)
+        for name, operator in _couplings(entry, model, base, where):
+            couplings.append(operator)
+            names.append(name)
+            bath_objects.append(_bath(entry, base, where, lamb_shift))
+    initial = _initial_state(_table(raw, "initial_state", required=False), model, base)
+    t_final = _number(run, "t_final", 10.0, "run", positive=True)
+    n_times = _integer(run, "n_times", 101, "run", low=2)
+    trajectories = _integer(run, "trajectories", 1000, "run", low=1)
+    seed = _integer(run, "seed", 0, "run", low=0)
+    density = run.get("density_matrix", "auto")
+    if density not in DENSITY_MODES:
+        raise ConfigError("run.density_matrix", f"must be one of {', '.join(DENSITY_MODES)}, got {density!r}")
+    system = raw["system"]
+    degeneracy_tol = system.get("degeneracy_tol")
+    if degeneracy_tol is not None:
+        degeneracy_tol = _number(system, "degeneracy_tol", 0.0, "system", positive=True)
+    return RunConfig(
+        model=model, couplings=couplings, coupling_names=names, baths=bath_objects,
+        initial_state=initial, t_final=t_final, n_times=n_times, trajectories=trajectories,
+        seed=seed, observables=_observables(run.get("observables", ["energy"]), model, base),
+        density_matrix=density, lamb_shift=lamb_shift, degeneracy_tol=degeneracy_tol,
+        drop_tol=_number(system, "drop_tol", 1e-12, "system", positive=True),
+        chunk_size=_integer(run, "chunk_size", 0, "run", low=0),
+        checkpoint_seconds=_number(run, "checkpoint_seconds", 10.0, "run", positive=True),
+        record_jumps=_integer(run, "record_jumps", 0, "run", low=0),
+        source=source, raw=raw,
+    )
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+def _table(raw: dict, key: str, required: bool = True) -> dict:
+    value = raw.get(key)
+    if value is None:
+        if required:
+            raise ConfigError(key, f"missing [{key}] section")
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(key, "must be a table")
+    return value
+
+
+def _unknown(table: dict, allowed: set[str], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            prefix = f"{where}." if where else ""
+            raise ConfigError(f"{prefix}{key}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def _number(table: dict, key: str, default: float, where: str, positive: bool = False) -> float:
+    value = table.get(key, default)
+    name = f"{where}.{key}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(name, f"must be a number, got {value!r}")
+    if math.isnan(value) or math.isinf(value):
+        raise ConfigError(name, f"must be finite, got {value!r}")
+    if positive and value <= 0:
+        raise ConfigError(name, f"must be positive, got {value!r}")
+    return float(value)
+
+
+def _integer(table: dict, key: str, default: int, where: str, low: int) -> int:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{where}.{key}", f"must be an integer >= {low}, got {value!r}")
+    return value
+
+
+def _bool(table: dict, key: str, default: bool, where: str) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}.{key}", f"must be true or false, got {value!r}")
+    return value
+
+
+def load_array(spec: Any, base: Path, field_name: str) -> np.ndarray:
+    """A matrix or vector from a ``.npy`` path (relative to ``base``) or an inline list."""
+    if isinstance(spec, str):
+        path = (base / spec) if not Path(spec).is_absolute() else Path(spec)
+        if not path.is_file():
+            raise ConfigError(field_name, f"file not found: {path}")
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as error:
+            raise ConfigError(field_name, f"cannot read {path} as .npy: {error}") from None
+    elif isinstance(spec, list):
+        try:
+            array = np.array(spec, dtype=float)
+        except (ValueError, TypeError):
+            raise ConfigError(field_name, "inline arrays must be (nested) lists of numbers") from None
+    else:
+        raise ConfigError(field_name, f"must be a .npy path or an inline list, got {spec!r}")
+    if not np.issubdtype(array.dtype, np.number):
+        raise ConfigError(field_name, f"must be numeric, got dtype {array.dtype}")
+    if not np.all(np.isfinite(array)):
+        raise ConfigError(field_name, "contains NaN or inf")
+    return array
+
+
+def _system(system: dict, base: Path) -> Model:
+    _unknown(system, SYSTEM_KEYS, "system")
+    has_model, has_matrix = "model" in system, "hamiltonian" in system
+    if has_model == has_matrix:
+        raise ConfigError("system", "give exactly one of 'model' or 'hamiltonian'")
+    operators = {}
+    raw_ops = system.get("operators", {})
+    if not isinstance(raw_ops, dict):
+        raise ConfigError("system.operators", "must be a table of name = matrix")
+    for name, spec in raw_ops.items():
+        operators[name] = load_array(spec, base, f"system.operators.{name}")
+    if has_model:
+        params = system.get("params", {})
+        if not isinstance(params, dict):
+            raise ConfigError("system.params", "must be a table")
+        model = build_model(system["model"], params) if isinstance(system["model"], str) else None
+        if model is None:
+            raise ConfigError("system.model", "must be a model name")
+        d = model.dimension
+        for name, op in operators.items():
+            if op.shape != (d, d):
+                raise ConfigError(f"system.operators.{name}", f"must have shape {(d, d)}, got {op.shape}")
+        model.operators.update({k: v.astype(complex) for k, v in operators.items()})
+        return model
+    if "params" in system:
+        raise ConfigError("system.params", "only for built-in models")
+    H = load_array(system["hamiltonian"], base, "system.hamiltonian")
+    H = check_hermitian(H, "system.hamiltonian")
+    return explicit(H, operators)
+
+
+def _couplings(entry: dict, model: Model, base: Path, where: str) -> list[tuple[str, np.ndarray]]:
+    spec = entry.get("coupling")
+    field_name = f"{where}.coupling"
+    if spec is None:
+        raise ConfigError(field_name, "missing")
+    if isinstance(spec, str) and spec.endswith(":*"):
+        # "sx:*": one independent bath per site, each with these parameters.
+        stem = spec[:-1]
+        names = sorted((k for k in model.operators if k.startswith(stem) and k[len(stem):].isdigit()),
+                       key=lambda k: int(k[len(stem):]))
+        if not names:
+            raise ConfigError(field_name, f"the model names no operators {stem}0, {stem}1, ...")
+        return [(name, check_hermitian(model.operators[name], field_name)) for name in names]
+    if isinstance(spec, str) and not spec.endswith(".npy"):
+        matrix = model.operator(spec, field_name)
+        name = spec
+    else:
+        matrix = load_array(spec, base, field_name)
+        name = spec if isinstance(spec, str) else "inline"
+    if matrix.shape != model.hamiltonian.shape:
+        raise ConfigError(field_name, f"shape {matrix.shape} does not match the Hamiltonian {model.hamiltonian.shape}")
+    return [(name, check_hermitian(matrix, field_name))]
+
+
+def _bath(entry: dict, base: Path, where: str, lamb_shift_default: bool) -> Bath:
+    kind = entry.get("spectral_density")
+    lamb_shift = _bool(entry, "lamb_shift", lamb_shift_default, where)
+    if kind == "rates":
+        table = load_array(entry.get("table"), base, f"{where}.table") if "table" in entry else None
+        if table is None:
+            raise ConfigError(f"{where}.table", "a 'rates' bath needs a table of (w, gamma) rows")
+        return _wrap(lambda: baths_module.from_rates(table, lamb_shift=lamb_shift), where)
+    beta = _beta(entry, where)
+    if kind == "ohmic":
+        eta = _required_number(entry, "eta", where)
+        cutoff = _required_number(entry, "cutoff", where)
+        return _wrap(lambda: baths_module.ohmic(eta, cutoff, beta, lamb_shift), where)
+    if kind == "drude_lorentz":
+        lam = _required_number(entry, "reorganization", where)
+        cutoff = _required_number(entry, "cutoff", where)
+        return _wrap(lambda: baths_module.drude_lorentz(lam, cutoff, beta, lamb_shift), where)
+    if kind == "tabulated":
+        if "table" not in entry:
+            raise ConfigError(f"{where}.table", "a tabulated bath needs a table of (w, J) rows")
+        table = load_array(entry["table"], base, f"{where}.table")
+        return _wrap(lambda: baths_module.tabulated(table, beta, lamb_shift), where)
+    raise ConfigError(f"{where}.spectral_density",
+                      f"must be ohmic, drude_lorentz, tabulated or rates, got {kind!r}")
+
+
+def _required_number(entry: dict, key: str, where: str) -> float:
+    if key not in entry:
+        raise ConfigError(f"{where}.{key}", "missing")
+    return _number(entry, key, 0.0, where)
+
+
+def _wrap(build, where: str) -> Bath:
+    try:
+        return build()
+    except ConfigError as error:
+        raise ConfigError(f"{where}.{error.field}", error.reason) from None
+
+
+def _beta(entry: dict, where: str) -> float:
+    has_t, has_b = "temperature" in entry, "beta" in entry
+    if has_t == has_b:
+        raise ConfigError(f"{where}.temperature", "give exactly one of 'temperature' or 'beta'")
+    key = "temperature" if has_t else "beta"
+    value = entry[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise ConfigError(f"{where}.{key}", f"must be a number, got {value!r}")
+    if value < 0 or (value == 0 and key == "beta"):
+        raise ConfigError(f"{where}.{key}", f"must be positive, got {value!r}")
+    if key == "temperature":
+        if math.isinf(value):
+            raise ConfigError(f"{where}.temperature", "must be finite")
+        return math.inf if value == 0 else 1.0 / value
+    return float(value)
+
+
+def _initial_state(table: dict, model: Model, base: Path) -> InitialState:
+    _unknown(table, INITIAL_KEYS, "initial_state")
+    kind = table.get("kind", "eigenstate")
+    d = model.dimension
+    where = "initial_state"
+    if kind in ("eigenstate", "basis"):
+        index = table.get("index", -1 if kind == "eigenstate" else 0)
+        if isinstance(index, bool) or not isinstance(index, int) or not -d <= index < d:
+            raise ConfigError(f"{where}.index", f"must be an integer in [{-d}, {d - 1}], got {index!r}")
+        index %= d
+        vector = None
+        if kind == "basis":
+            vector = np.zeros(d, dtype=complex)
+            vector[index] = 1.0
+        return InitialState(kind, vector, index)
+    if kind == "product":
+        return InitialState(kind, product_state(model, table.get("state", ""), f"{where}.state"))
+    if kind == "gibbs":
+        return InitialState(kind)
+    if kind == "vector":
+        if "vector" not in table:
+            raise ConfigError(f"{where}.vector", "missing")
+        vector = load_array(table["vector"], base, f"{where}.vector").astype(complex).ravel()
+        if vector.size != d:
+            raise ConfigError(f"{where}.vector", f"must have {d} components, got {vector.size}")
+        norm = np.linalg.norm(vector)
+        if norm == 0:
+            raise ConfigError(f"{where}.vector", "is zero")
+        return InitialState(kind, vector / norm)
+    raise ConfigError(f"{where}.kind", f"must be eigenstate, basis, product, gibbs or vector, got {kind!r}")
+
+
+def _observables(spec: Any, model: Model, base: Path) -> dict[str, np.ndarray]:
+    """Named Hermitian observables: a list of operator expressions or a table name = matrix."""
+    if isinstance(spec, list):
+        items = [(str(s), s) for s in spec]
+    elif isinstance(spec, dict):
+        items = list(spec.items())
+    else:
+        raise ConfigError("run.observables", "must be a list of names or a table name = matrix")
+    out = {}
+    for name, value in items:
+        field_name = f"run.observables.{name}"
+        if isinstance(value, str) and not value.endswith(".npy"):
+            matrix = model.operator(value, field_name)
+        else:
+            matrix = load_array(value, base, field_name)
+        if matrix.shape != model.hamiltonian.shape:
+            raise ConfigError(field_name, f"must have shape {model.hamiltonian.shape}, got {matrix.shape}")
+        out[_key(name)] = check_hermitian(matrix, field_name)
+    return out
+
+
+def _key(name: str) -> str:
+    """A result-file-safe name: ``sz:0`` -> ``sz_0``."""
+    return "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)

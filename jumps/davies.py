@@ -1,0 +1,446 @@
+"""The Davies generator: Bohr frequencies, sparse jump operators, rates and Lamb shift.
+
+Conventions (hbar = k_B = 1, DESIGN.md section 2). With ``H = sum_n E_n |n><n|``,
+
+    A_a(w) = sum_{E_m - E_n = w} |n><n| A_a |m><m|
+
+lowers the energy by ``w`` (``w > 0`` emission, ``w < 0`` absorption, ``w = 0`` dephasing).
+All pairs with one gap (within ``degeneracy_tol``) form one channel, never split pair by pair
+(partial secular treatment of degeneracies). The master equation is
+
+    drho/dt = -i [H + H_LS, rho] + sum_{a,w} gamma_a(w) (A rho A^dag - 1/2 {A^dag A, rho})
+
+with ``H_LS = sum_{a,w} S_a(w) A_a(w)^dag A_a(w)``.
+
+Everything is stored in the energy eigenbasis (eigenvalues ascending). Degenerate eigenvalues
+form *levels*: contiguous index ranges ``level_ptr[k]:level_ptr[k+1]``. ``H_LS`` and the decay
+operator ``K = sum gamma A^dag A`` are block diagonal over levels; their blocks are stored flat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from .baths import Bath
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DaviesGenerator:
+    """Arrays that define a Davies master equation in the energy eigenbasis.
+
+    Attributes
+    ----------
+    energies : (d,) float
+        Eigenvalues, ascending; members of a degenerate level share the level's mean energy.
+    eigenvectors : (d, d) complex
+        Columns are the eigenstates in the user's basis.
+    level_ptr : (L+1,) int64
+        Level ``k`` is eigen-indices ``level_ptr[k]:level_ptr[k+1]``.
+    level_of : (d,) int64
+        The level of each eigen-index.
+    channel_bath, channel_frequency, channel_rate, channel_lamb_shift : (C,) arrays
+        Per channel ``(a, w)``: bath index, Bohr frequency ``w`` (energy lost by the system),
+        rate ``gamma_a(w)`` and Lamb shift ``S_a(w)`` (0 when the bath's shift is off).
+    entry_ptr : (C+1,) int64
+        Channel ``c`` owns entries ``entry_ptr[c]:entry_ptr[c+1]``, sorted by row.
+    entry_row, entry_col : (nnz,) int64
+        Matrix element ``<row| A_a(w) |col>``: ``col`` is the source eigenstate, ``row`` the
+        target, ``E_col - E_row = w``.
+    entry_value : (nnz,) complex
+        ``<row| A_a |col>`` (without the rate).
+    block_ptr : (L+1,) int64
+        Level ``k``'s ``b x b`` blocks start at ``block_ptr[k]`` in the flat block arrays.
+    decay_blocks, lamb_shift_blocks : (sum b^2,) complex
+        Row-major blocks of ``K = sum gamma A^dag A`` and ``H_LS``.
+    baths : tuple of Bath
+    degeneracy_tol : float
+    drop_tol : float
+        Eigenbasis matrix elements below ``drop_tol * max|A_a|`` were dropped.
+    dropped_weight : (n_baths,) float
+        Dropped ``sum |A_nm|^2`` over the total, per bath.
+    """
+
+    energies: np.ndarray
+    eigenvectors: np.ndarray
+    level_ptr: np.ndarray
+    level_of: np.ndarray
+    channel_bath: np.ndarray
+    channel_frequency: np.ndarray
+    channel_rate: np.ndarray
+    channel_lamb_shift: np.ndarray
+    entry_ptr: np.ndarray
+    entry_row: np.ndarray
+    entry_col: np.ndarray
+    entry_value: np.ndarray
+    block_ptr: np.ndarray
+    decay_blocks: np.ndarray
+    lamb_shift_blocks: np.ndarray
+    baths: tuple[Bath, ...] = field(default_factory=tuple)
+    degeneracy_tol: float = 0.0
+    drop_tol: float = 0.0
+    dropped_weight: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def dimension(self) -> int:
+        return self.energies.size
+
+    @property
+    def n_levels(self) -> int:
+        return self.level_ptr.size - 1
+
+    @property
+    def n_channels(self) -> int:
+        return self.channel_rate.size
+
+    @property
+    def level_energies(self) -> np.ndarray:
+        return self.energies[self.level_ptr[:-1]]
+
+    @property
+    def level_sizes(self) -> np.ndarray:
+        return np.diff(self.level_ptr)
+
+    @property
+    def entry_channel(self) -> np.ndarray:
+        """Channel index of each entry."""
+        return np.repeat(np.arange(self.n_channels), np.diff(self.entry_ptr))
+
+    @property
+    def entry_rate(self) -> np.ndarray:
+        """``gamma_c |<row|A|col>|^2``: the rate of the transition col -> row of each entry."""
+        return self.channel_rate[self.entry_channel] * np.abs(self.entry_value) ** 2
+
+    def block(self, flat: np.ndarray, level: int) -> np.ndarray:
+        """Level ``level``'s block of a flat block array, as a ``b x b`` matrix."""
+        size = self.level_ptr[level + 1] - self.level_ptr[level]
+        start = self.block_ptr[level]
+        return flat[start:start + size * size].reshape(size, size)
+
+    def dense_blocks(self, flat: np.ndarray) -> np.ndarray:
+        """A flat block array as a dense ``d x d`` matrix in the eigenbasis (small d only)."""
+        out = np.zeros((self.dimension, self.dimension), dtype=complex)
+        for level in range(self.n_levels):
+            lo, hi = self.level_ptr[level], self.level_ptr[level + 1]
+            out[lo:hi, lo:hi] = self.block(flat, level)
+        return out
+
+    def jump_operator(self, channel: int) -> sp.csr_matrix:
+        """``A_a(w)`` of one channel in the eigenbasis, sparse (no rate)."""
+        lo, hi = self.entry_ptr[channel], self.entry_ptr[channel + 1]
+        d = self.dimension
+        return sp.csr_matrix((self.entry_value[lo:hi], (self.entry_row[lo:hi], self.entry_col[lo:hi])),
+                             shape=(d, d))
+
+    def lindblad_operators(self, basis: str = "user") -> list[np.ndarray]:
+        """Dense ``L = sqrt(gamma_a(w)) A_a(w)`` for every channel (small d only).
+
+        ``basis`` is ``"user"`` (the basis the Hamiltonian was given in) or ``"energy"``.
+        """
+        V = self.eigenvectors
+        out = []
+        for c in range(self.n_channels):
+            L = np.sqrt(self.channel_rate[c]) * self.jump_operator(c).toarray()
+            out.append(V @ L @ V.conj().T if basis == "user" else L)
+        return out
+
+    def rate_matrix(self) -> sp.csr_matrix:
+        """Classical rates between eigenstates, ``R[n, m] = sum_c gamma_c |<n|A_c|m>|^2`` (m -> n).
+
+        The Pauli master equation ``dp/dt = R p - diag(sum_n R[n, m]) p`` is exact for the
+        populations when the Bohr frequencies are non-degenerate.
+        """
+        d = self.dimension
+        rates = sp.csr_matrix((self.entry_rate, (self.entry_row, self.entry_col)), shape=(d, d))
+        rates.sum_duplicates()
+        return rates
+
+    def common_beta(self) -> float | None:
+        """The common inverse temperature of all baths, or None if they differ or are not thermal."""
+        betas = {b.beta for b in self.baths if b.is_thermal}
+        if len(betas) != 1 or any(not b.is_thermal for b in self.baths):
+            return None
+        return betas.pop()
+
+    def gibbs_populations(self, beta: float | None = None) -> np.ndarray:
+        """Gibbs populations ``exp(-beta E_n)/Z`` of the eigenstates (at the baths' common beta)."""
+        beta = self.common_beta() if beta is None else beta
+        if beta is None:
+            raise ValueError("the baths have no common temperature: no Gibbs state")
+        if np.isinf(beta):
+            p = (self.energies == self.energies[0]).astype(float)
+        else:
+            p = np.exp(-beta * (self.energies - self.energies[0]))
+        return p / p.sum()
+
+    def gibbs_state(self, beta: float | None = None) -> np.ndarray:
+        """Gibbs density matrix in the user's basis."""
+        V = self.eigenvectors
+        return (V * self.gibbs_populations(beta)) @ V.conj().T
+
+    def to_energy_basis(self, operator: np.ndarray) -> np.ndarray:
+        """``V^dag O V``: an operator from the user's basis to the eigenbasis."""
+        V = self.eigenvectors
+        return V.conj().T @ operator @ V
+
+    def effective_hamiltonian_blocks(self) -> np.ndarray:
+        """Flat blocks of ``H_eff = H + H_LS - (i/2) K`` (block diagonal over levels)."""
+        blocks = self.lamb_shift_blocks - 0.5j * self.decay_blocks
+        diagonal = np.zeros_like(blocks)
+        for level in range(self.n_levels):
+            size = self.level_ptr[level + 1] - self.level_ptr[level]
+            start = self.block_ptr[level]
+            diagonal[start:start + size * size:size + 1] = self.energies[self.level_ptr[level]]
+        return blocks + diagonal
+
+
+def group_levels(energies: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Group sorted eigenvalues into levels: returns ``level_ptr`` and the level energies."""
+    breaks = np.flatnonzero(np.diff(energies) > tol) + 1
+    level_ptr = np.concatenate([[0], breaks, [energies.size]]).astype(np.int64)
+    level_energy = np.add.reduceat(energies, level_ptr[:-1]) / np.diff(level_ptr)
+    return level_ptr, level_energy
+
+
+def cluster_frequencies(gaps: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster Bohr-frequency values that agree within ``tol`` (sorting, not pairwise loops).
+
+    Returns the cluster index of each gap and the cluster frequencies (midpoints; exactly 0 for
+    the cluster holding 0).
+    """
+    order = np.argsort(gaps, kind="stable")
+    sorted_gaps = gaps[order]
+    new = np.concatenate([[True], np.diff(sorted_gaps) > tol])
+    cluster_sorted = np.cumsum(new) - 1
+    cluster = np.empty_like(cluster_sorted)
+    cluster[order] = cluster_sorted
+    starts = np.flatnonzero(new)
+    ends = np.concatenate([starts[1:], [sorted_gaps.size]]) - 1
+    frequency = 0.5 * (sorted_gaps[starts] + sorted_gaps[ends])
+    has_zero = (sorted_gaps[starts] <= 0) & (sorted_gaps[ends] >= 0)
+    frequency[has_zero] = 0.0
+    return cluster, frequency
+
+
+def default_degeneracy_tol(energies: np.ndarray) -> float:
+    """``1e-9 * (1 + max|E|)`` (DESIGN.md)."""
+    return 1e-9 * (1.0 + float(np.max(np.abs(energies))))
+
+
+def build_generator(hamiltonian: np.ndarray, couplings: list[np.ndarray], baths: list[Bath],
+                    degeneracy_tol: float | None = None, drop_tol: float = 1e-12,
+                    lamb_shift: bool = True) -> DaviesGenerator:
+    """Build the Davies generator of ``H`` coupled through ``A_a`` to independent baths.
+
+    Parameters
+    ----------
+    hamiltonian : (d, d) array
+        Hermitian system Hamiltonian, in the user's basis.
+    couplings : list of (d, d) arrays
+        Hermitian coupling operators ``A_a``, one per bath.
+    baths : list of Bath
+        ``baths[a]`` couples through ``couplings[a]``.
+    degeneracy_tol : float, optional
+        Two eigenvalues (and two Bohr frequencies) closer than this are equal. Default
+        ``1e-9 * (1 + max|E|)``.
+    drop_tol : float
+        Eigenbasis matrix elements smaller than ``drop_tol * max|A_a|`` are dropped.
+    lamb_shift : bool
+        Global switch; each bath also has its own ``lamb_shift_enabled``.
+    """
+    H = np.asarray(hamiltonian, dtype=complex)
+    if len(couplings) != len(baths):
+        raise ConfigError("baths", f"{len(couplings)} coupling operators for {len(baths)} baths")
+    if not np.any(np.imag(H)):
+        energies, V = np.linalg.eigh(np.real(H))
+        V = V.astype(complex)
+    else:
+        energies, V = np.linalg.eigh(H)
+    tol = default_degeneracy_tol(energies) if degeneracy_tol is None else float(degeneracy_tol)
+    level_ptr, level_energy = group_levels(energies, tol)
+    level_of = np.repeat(np.arange(level_ptr.size - 1), np.diff(level_ptr))
+    energies = level_energy[level_of]
+
+    rows, cols, values, bath_of, dropped = [], [], [], [], []
+    for a, A in enumerate(couplings):
+        A_eig = V.conj().T @ np.asarray(A, dtype=complex) @ V
+        magnitude = np.abs(A_eig)
+        threshold = drop_tol * max(magnitude.max(), 1e-300)
+        keep = magnitude > threshold
+        total = np.sum(magnitude**2)
+        dropped.append(float(np.sum(magnitude[~keep] ** 2) / total) if total > 0 else 0.0)
+        n, m = np.nonzero(keep)
+        rows.append(n)
+        cols.append(m)
+        values.append(A_eig[n, m])
+        bath_of.append(np.full(n.size, a))
+    row, col = np.concatenate(rows), np.concatenate(cols)
+    value, bath = np.concatenate(values), np.concatenate(bath_of)
+
+    gaps = energies[col] - energies[row]
+    cluster, frequency = cluster_frequencies(gaps, tol)
+    channel_key, channel_of = np.unique(bath * (frequency.size + 1) + cluster, return_inverse=True)
+    channel_bath = channel_key // (frequency.size + 1)
+    channel_frequency = frequency[channel_key % (frequency.size + 1)]
+    channel_rate = np.zeros(channel_key.size)
+    channel_shift = np.zeros(channel_key.size)
+    for a, b in enumerate(baths):
+        mine = channel_bath == a
+        channel_rate[mine] = b.rates(channel_frequency[mine])
+        if lamb_shift and b.lamb_shift_enabled and np.any(mine):
+            channel_shift[mine] = b.lamb_shift(channel_frequency[mine])
+    if not np.all(np.isfinite(channel_rate)) or np.any(channel_rate < 0):
+        raise ConfigError("baths", "a bath gives negative or non-finite rates at the Bohr frequencies")
+
+    order = np.lexsort((row, channel_of))
+    row, col, value, channel_of = row[order], col[order], value[order], channel_of[order]
+    entry_ptr = np.searchsorted(channel_of, np.arange(channel_key.size + 1)).astype(np.int64)
+    sizes = np.diff(level_ptr)
+    block_ptr = np.concatenate([[0], np.cumsum(sizes**2)]).astype(np.int64)
+    decay, shift = _level_blocks(level_ptr, level_of, block_ptr, row, col, value,
+                                 channel_of, channel_rate, channel_shift)
+    return DaviesGenerator(
+        energies=energies, eigenvectors=V, level_ptr=level_ptr, level_of=level_of,
+        channel_bath=channel_bath.astype(np.int64), channel_frequency=channel_frequency,
+        channel_rate=channel_rate, channel_lamb_shift=channel_shift,
+        entry_ptr=entry_ptr, entry_row=row.astype(np.int64), entry_col=col.astype(np.int64),
+        entry_value=value, block_ptr=block_ptr, decay_blocks=decay, lamb_shift_blocks=shift,
+        baths=tuple(baths), degeneracy_tol=tol, drop_tol=drop_tol,
+        dropped_weight=np.array(dropped),
+    )
+
+
+def _level_blocks(level_ptr, level_of, block_ptr, row, col, value, channel, rate, shift):
+    """Flat blocks of ``K = sum gamma A^dag A`` and ``H_LS = sum S A^dag A``.
+
+    ``(A^dag A)[m, m'] = sum_n conj(A[n, m]) A[n, m']`` with ``m, m'`` in one level (a channel
+    maps a level into a single level). Non-degenerate levels need only column sums.
+    """
+    sizes = np.diff(level_ptr)
+    d = level_of.size
+    decay = np.zeros(block_ptr[-1], dtype=complex)
+    lamb = np.zeros(block_ptr[-1], dtype=complex)
+    weight = np.abs(value) ** 2
+    single = sizes[level_of] == 1
+    diag_pos = block_ptr[level_of]  # valid for single levels: the 1x1 block
+    decay_diag = np.bincount(col, weights=rate[channel] * weight, minlength=d)
+    lamb_diag = np.bincount(col, weights=shift[channel] * weight, minlength=d)
+    decay[diag_pos[single]] = decay_diag[single]
+    lamb[diag_pos[single]] = lamb_diag[single]
+    degenerate = np.flatnonzero(sizes > 1)
+    if degenerate.size:
+        in_degenerate = sizes[level_of[col]] > 1
+        sub = np.flatnonzero(in_degenerate)
+        order = sub[np.argsort(level_of[col[sub]], kind="stable")]
+        bounds = np.searchsorted(level_of[col[order]], np.concatenate([degenerate, [level_of.size]]))
+        for k, level in enumerate(degenerate):
+            idx = order[bounds[k]:bounds[k + 1]]
+            b, lo = sizes[level], level_ptr[level]
+            keys, key_of = np.unique(channel[idx] * d + row[idx], return_inverse=True)
+            U = np.zeros((keys.size, b), dtype=complex)
+            U[key_of, col[idx] - lo] = value[idx]
+            key_channel = keys // d
+            start = block_ptr[level]
+            decay[start:start + b * b] = (U.conj().T @ (rate[key_channel][:, None] * U)).ravel()
+            lamb[start:start + b * b] = (U.conj().T @ (shift[key_channel][:, None] * U)).ravel()
+    return decay, lamb
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """Checks of the generator's assumptions.
+
+    Attributes
+    ----------
+    min_frequency_spacing : float
+        Smallest spacing between distinct Bohr frequencies with a non-zero rate.
+    max_rate : float
+        Largest channel rate.
+    secular_margin : float
+        ``min_frequency_spacing / max_rate``: the secular approximation wants this >> 1.
+    steady_state_dimension : int or None
+        Number of independent steady states (None when too large to decide).
+    """
+
+    min_frequency_spacing: float
+    max_rate: float
+    secular_margin: float
+    steady_state_dimension: int | None
+
+
+def diagnostics(generator: DaviesGenerator) -> Diagnostics:
+    """Secular-approximation margin and uniqueness of the steady state."""
+    active = generator.channel_rate > 0
+    frequencies = np.unique(generator.channel_frequency[active])
+    spacing = float(np.min(np.diff(frequencies))) if frequencies.size > 1 else float("inf")
+    max_rate = float(generator.channel_rate.max()) if generator.n_channels else 0.0
+    margin = spacing / max_rate if max_rate > 0 else float("inf")
+    return Diagnostics(spacing, max_rate, margin, steady_state_dimension(generator))
+
+
+def steady_state_dimension(generator: DaviesGenerator, max_dense: int = 2500) -> int | None:
+    """Number of linearly independent steady states.
+
+    Steady states commute with ``H`` (the generator commutes with ``[H, .]``), so they live in
+    the block-diagonal operators, a space of dimension ``sum b^2``. Without degeneracies that is
+    the Pauli rate equation, whose number of steady states is the number of closed classes of
+    its jump graph; otherwise the restricted superoperator's null space is computed densely.
+    """
+    sizes = generator.level_sizes
+    if np.all(sizes == 1):
+        rates = generator.rate_matrix()
+        graph = (rates.T > 0).astype(int)  # edge m -> n
+        n_comp, label = connected_components(graph, directed=True, connection="strong")
+        edges = graph.tocoo()
+        leaves = label[edges.row] != label[edges.col]
+        has_exit = np.zeros(n_comp, dtype=bool)
+        has_exit[label[edges.row[leaves]]] = True
+        return int(np.sum(~has_exit))
+    if np.sum(sizes**2) > max_dense:
+        return None
+    superoperator = block_diagonal_superoperator(generator)
+    singular = np.linalg.svd(superoperator, compute_uv=False)
+    scale = max(singular.max(), 1e-300)
+    return int(np.sum(singular < 1e-9 * scale))
+
+
+def block_diagonal_superoperator(generator: DaviesGenerator) -> np.ndarray:
+    """The generator restricted to block-diagonal operators (dense, ``sum b^2`` square).
+
+    Basis: the elements ``|m><m'|`` with ``m, m'`` in one level, ordered by level then
+    row-major inside the block (the order of ``block_ptr``).
+    """
+    g = generator
+    size = int(g.block_ptr[-1])
+    out = np.zeros((size, size), dtype=complex)
+    position = _block_position(g)
+    # -i [H_LS, X] - 1/2 {K, X} = -i (H_e X - X H_e^dag) on each block, H_e = H_LS - i K / 2.
+    for level in range(g.n_levels):
+        b, start = g.level_sizes[level], g.block_ptr[level]
+        effective = g.block(g.lamb_shift_blocks, level) - 0.5j * g.block(g.decay_blocks, level)
+        eye = np.eye(b)
+        out[start:start + b * b, start:start + b * b] += (
+            -1j * np.kron(effective, eye) + 1j * np.kron(eye, effective.conj()))
+    # gamma A X A^dag: pairs of entries of one channel whose sources share a level.
+    for c in range(g.n_channels):
+        lo, hi = g.entry_ptr[c], g.entry_ptr[c + 1]
+        n, m, v = g.entry_row[lo:hi], g.entry_col[lo:hi], g.entry_value[lo:hi]
+        same = g.level_of[m][:, None] == g.level_of[m][None, :]
+        i, j = np.nonzero(same)
+        target = position(n[i], n[j])
+        source = position(m[i], m[j])
+        np.add.at(out, (target, source), g.channel_rate[c] * v[i] * np.conj(v[j]))
+    return out
+
+
+def _block_position(g: DaviesGenerator):
+    def position(m: np.ndarray, m2: np.ndarray) -> np.ndarray:
+        level = g.level_of[m]
+        lo = g.level_ptr[level]
+        b = g.level_sizes[level]
+        return g.block_ptr[level] + (m - lo) * b + (m2 - lo)
+    return position

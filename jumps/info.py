@@ -1,0 +1,76 @@
+"""``python -m jumps info``: a readable summary of a config's generator."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import RunConfig
+from .davies import DaviesGenerator, diagnostics
+
+MAX_ROWS = 12
+
+
+def _rows(items: list[str]) -> list[str]:
+    if len(items) <= MAX_ROWS:
+        return items
+    half = MAX_ROWS // 2
+    return items[:half] + [f"  ... ({len(items) - MAX_ROWS} more)"] + items[-half:]
+
+
+def info_text(config: RunConfig, generator: DaviesGenerator, build_seconds: float) -> str:
+    """The info report: spectrum, channels and rates, Gibbs populations, diagnostics."""
+    g = generator
+    diag = diagnostics(g)
+    lines = [
+        f"model            {config.model.name}  (energy unit: {config.model.energy_unit}; hbar = k_B = 1)",
+        f"dimension        {g.dimension}  ({g.n_levels} levels, largest degeneracy {g.level_sizes.max()})",
+        f"baths            {len(config.baths)}",
+    ]
+    for a, (bath, name) in enumerate(zip(config.baths, config.coupling_names)):
+        temp = "non-thermal rates" if not bath.is_thermal else f"beta = {bath.beta:.6g}"
+        params = ", ".join(f"{k} = {v:.6g}" if isinstance(v, float) else f"{k} = {v}"
+                           for k, v in bath.params.items())
+        lines.append(f"  [{a}] {bath.kind:<14} coupling {name:<12} {temp}; {params}; "
+                     f"Lamb shift {'on' if bath.lamb_shift_enabled and config.lamb_shift else 'off'}")
+    lines.append(f"build time       {build_seconds:.3f} s")
+    lines.append("")
+    beta = g.common_beta()
+    gibbs = g.gibbs_populations() if beta is not None else None
+    header = "  level   energy          degeneracy" + ("   Gibbs population" if gibbs is not None else "")
+    lines += ["spectrum (levels)", header]
+    items = []
+    for k in range(g.n_levels):
+        lo, hi = g.level_ptr[k], g.level_ptr[k + 1]
+        row = f"  {k:>5}   {g.energies[lo]:>+14.8g}  {hi - lo:>10}"
+        if gibbs is not None:
+            row += f"   {gibbs[lo:hi].sum():.6e}"
+        items.append(row)
+    lines += _rows(items)
+    lines.append("")
+    frequencies = np.unique(g.channel_frequency)
+    lines.append(f"Bohr frequencies {frequencies.size} distinct; channels (bath, w) {g.n_channels}; "
+                 f"non-zero matrix elements {g.entry_row.size}")
+    lines.append("  bath   w (emission > 0)    gamma(w)          S(w)              elements")
+    order = np.lexsort((-g.channel_rate, g.channel_bath))
+    items = [f"  {g.channel_bath[c]:>4}   {g.channel_frequency[c]:>+15.8g}   {g.channel_rate[c]:>15.8e}"
+             f"   {g.channel_lamb_shift[c]:>+15.8e}   {g.entry_ptr[c + 1] - g.entry_ptr[c]:>8}"
+             for c in order]
+    lines += _rows(items)
+    lines.append("")
+    lines.append("diagnostics")
+    lines.append(f"  smallest spacing of Bohr frequencies   {diag.min_frequency_spacing:.6g}")
+    lines.append(f"  largest rate                           {diag.max_rate:.6g}")
+    verdict = "ok" if diag.secular_margin > 10 else "WARNING: secular approximation questionable (want >> 1)"
+    lines.append(f"  secular margin (spacing / rate)        {diag.secular_margin:.6g}   {verdict}")
+    if diag.steady_state_dimension is None:
+        lines.append("  steady state                           not decided (degenerate and large)")
+    elif diag.steady_state_dimension == 1:
+        lines.append("  steady state                           unique" +
+                     (" (the Gibbs state)" if beta is not None else ""))
+    else:
+        lines.append(f"  steady state                           NOT unique: {diag.steady_state_dimension} "
+                     "independent steady states (conserved quantity or dark states)")
+    if np.any(g.dropped_weight > 0):
+        lines.append(f"  dropped matrix-element weight          {g.dropped_weight.max():.3e} "
+                     f"(elements < {g.drop_tol:g} x max)")
+    return "\n".join(lines)

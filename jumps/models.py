@@ -1,0 +1,357 @@
+"""Built-in system models: a Hamiltonian and the operators it names.
+
+Every model returns a :class:`Model`: a Hermitian ``hamiltonian`` (d x d) and a dictionary of
+named operators (``sx:0``, ``sz:3``, ``x``, ``n``, ``site:2``, ...). Units: hbar = k_B = 1,
+energies in the model's own unit (``Model.energy_unit``); times are in the inverse unit.
+
+Spin models use Pauli matrices (eigenvalues +-1), qubit ``j`` is the ``j``-th tensor factor from
+the left, and ``|0> = |up>`` is the ``sz = +1`` state.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import reduce
+from typing import Callable
+
+import numpy as np
+
+from .errors import ConfigError
+
+PAULI = {
+    "sx": np.array([[0, 1], [1, 0]], dtype=complex),
+    "sy": np.array([[0, -1j], [1j, 0]], dtype=complex),
+    "sz": np.array([[1, 0], [0, -1]], dtype=complex),
+    "sp": np.array([[0, 1], [0, 0]], dtype=complex),  # raises sz: |down> -> |up>
+    "sm": np.array([[0, 0], [1, 0]], dtype=complex),
+}
+
+# Single-qubit states for product initial states.
+QUBIT_STATES = {
+    "up": np.array([1, 0], dtype=complex),
+    "down": np.array([0, 1], dtype=complex),
+    "+": np.array([1, 1], dtype=complex) / np.sqrt(2),
+    "-": np.array([1, -1], dtype=complex) / np.sqrt(2),
+    "+i": np.array([1, 1j], dtype=complex) / np.sqrt(2),
+    "-i": np.array([1, -1j], dtype=complex) / np.sqrt(2),
+}
+
+# 1 cm^-1 as an angular frequency: 2 pi c * 100 m^-1, in rad/fs; the time unit of the FMO
+# model is its inverse, 1 / (2 pi c * 1 cm^-1) = 5308.8 fs.
+CM_INVERSE_PER_FS = 2.0 * np.pi * 2.99792458e10 * 1e-15
+KELVIN_IN_CM_INVERSE = 0.69503476  # k_B in cm^-1 / K
+
+
+@dataclass(frozen=True)
+class Model:
+    """A system: Hamiltonian, named operators, and how to read its units.
+
+    Attributes
+    ----------
+    name : str
+        Model name (``"tfim_chain"``, ``"explicit"``, ...).
+    hamiltonian : ndarray, (d, d) complex
+        Hermitian system Hamiltonian in the model's basis (the "user basis").
+    operators : dict[str, ndarray]
+        Named operators in the same basis (Hermitian or not; couplings must be Hermitian).
+    qubits : int
+        Number of qubits for spin models (enables product initial states), else 0.
+    energy_unit : str
+        Unit of energies; times are in the inverse unit (hbar = 1).
+    params : dict
+        The parameters used.
+    """
+
+    name: str
+    hamiltonian: np.ndarray
+    operators: dict[str, np.ndarray] = field(default_factory=dict)
+    qubits: int = 0
+    energy_unit: str = "arbitrary"
+    params: dict = field(default_factory=dict)
+
+    @property
+    def dimension(self) -> int:
+        return self.hamiltonian.shape[0]
+
+    def operator(self, expression: str, field_name: str = "operator") -> np.ndarray:
+        """Evaluate an operator expression: a sum of terms ``[coef *] name [* name ...]``.
+
+        Examples: ``"sx:0"``, ``"0.8*sx + 0.6*sz"``, ``"sz:0*sz:1"``, ``"a + adag"``,
+        ``"energy"`` (the Hamiltonian).
+        """
+        return parse_operator(expression, self._lookup, self.dimension, field_name)
+
+    def _lookup(self, name: str) -> np.ndarray | None:
+        if name in ("energy", "H"):
+            return self.hamiltonian
+        return self.operators.get(name)
+
+
+def _number(token: str) -> float | None:
+    token = token.strip()
+    if token.startswith("sqrt"):
+        inner = token[4:].strip("()")
+        try:
+            return float(np.sqrt(float(inner)))
+        except ValueError:
+            return None
+    try:
+        return float(token)
+    except ValueError:
+        return None
+
+
+def parse_operator(expression: str, lookup: Callable[[str], np.ndarray | None], dimension: int,
+                   field_name: str) -> np.ndarray:
+    """Parse ``[coef *] name [* name ...] (+|-) ...`` into a matrix (see Model.operator)."""
+    text = expression.replace(" ", "")
+    if not text:
+        raise ConfigError(field_name, "empty operator expression")
+    # Split on + and - that are not part of an exponent (1e-3).
+    terms = re.split(r"(?<![eE])(?=[+-])", text)
+    total = np.zeros((dimension, dimension), dtype=complex)
+    for term in terms:
+        if term in ("", "+", "-"):
+            raise ConfigError(field_name, f"cannot parse operator expression {expression!r}")
+        sign = -1.0 if term[0] == "-" else 1.0
+        factors = term.lstrip("+-").split("*")
+        matrix = np.eye(dimension, dtype=complex) * sign
+        named = False
+        for factor in factors:
+            value = _number(factor)
+            if value is not None:
+                matrix = matrix * value
+                continue
+            op = lookup(factor)
+            if op is None:
+                raise ConfigError(field_name, f"unknown operator name {factor!r}")
+            matrix = matrix @ op
+            named = True
+        if not named:
+            raise ConfigError(field_name, f"term {term!r} names no operator")
+        total += matrix
+    return total
+
+
+def _site_operator(single: np.ndarray, site: int, n: int) -> np.ndarray:
+    """``single`` acting on qubit ``site`` of ``n`` (Kronecker product, site 0 leftmost)."""
+    factors = [np.eye(2, dtype=complex)] * n
+    factors[site] = single
+    return reduce(np.kron, factors)
+
+
+def _qubit_operators(n: int) -> dict[str, np.ndarray]:
+    ops = {}
+    for name, pauli in PAULI.items():
+        for j in range(n):
+            ops[f"{name}:{j}"] = _site_operator(pauli, j, n)
+        if n == 1:
+            ops[name] = ops[f"{name}:0"]
+    for axis in "xyz":
+        ops[f"S{axis}"] = 0.5 * sum(ops[f"s{axis}:{j}"] for j in range(n))
+    return ops
+
+
+def _require_int(params: dict, key: str, default: int, low: int, high: int) -> int:
+    value = params.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise ConfigError(f"system.params.{key}", f"must be an integer in [{low}, {high}], got {value!r}")
+    return int(value)
+
+
+def _require_float(params: dict, key: str, default: float) -> float:
+    value = params.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise ConfigError(f"system.params.{key}", f"must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _check_params(params: dict, allowed: set[str], model: str) -> None:
+    unknown = set(params) - allowed
+    if unknown:
+        raise ConfigError(f"system.params.{sorted(unknown)[0]}",
+                          f"unknown parameter for model {model!r} (allowed: {', '.join(sorted(allowed))})")
+
+
+def two_level(params: dict) -> Model:
+    """Qubit ``H = (w0/2) sz``: ground state ``|down>``, gap ``w0`` (param ``w0``, default 1).
+
+    Operators: ``sx, sy, sz, sp, sm`` (also ``sx:0`` ...). Thermal ``<sz> = -tanh(beta w0 / 2)``.
+    """
+    _check_params(params, {"w0"}, "two_level")
+    w0 = _require_float(params, "w0", 1.0)
+    ops = _qubit_operators(1)
+    return Model("two_level", 0.5 * w0 * ops["sz"], ops, qubits=1, params={"w0": w0})
+
+
+def harmonic_oscillator(params: dict) -> Model:
+    """Truncated oscillator ``H = w a^dag a`` on levels ``0..levels-1``.
+
+    Params ``w`` (default 1), ``levels`` (default 20). Operators: ``a``, ``adag``, ``n``,
+    ``x = (a + adag)/sqrt(2)``, ``p = i (adag - a)/sqrt(2)``.
+    """
+    _check_params(params, {"w", "levels"}, "harmonic_oscillator")
+    w = _require_float(params, "w", 1.0)
+    levels = _require_int(params, "levels", 20, 2, 4096)
+    a = np.diag(np.sqrt(np.arange(1, levels)), 1).astype(complex)
+    adag = a.conj().T
+    ops = {
+        "a": a,
+        "adag": adag,
+        "n": adag @ a,
+        "x": (a + adag) / np.sqrt(2.0),
+        "p": 1j * (adag - a) / np.sqrt(2.0),
+    }
+    return Model("harmonic_oscillator", w * ops["n"], ops, params={"w": w, "levels": levels})
+
+
+def _chain_bonds(n: int, periodic: bool) -> list[tuple[int, int]]:
+    bonds = [(j, j + 1) for j in range(n - 1)]
+    if periodic and n > 2:
+        bonds.append((n - 1, 0))
+    return bonds
+
+
+def tfim_chain(params: dict) -> Model:
+    """Ising chain ``H = -J sum sz_j sz_{j+1} - h sum sx_j - hz sum sz_j`` (Pauli matrices).
+
+    Params: ``n`` (qubits, default 4), ``J`` (1), ``h`` (transverse, 1), ``hz`` (longitudinal,
+    0: integrable at ``hz = 0``), ``periodic`` (false: open chain).
+    """
+    _check_params(params, {"n", "J", "h", "hz", "periodic"}, "tfim_chain")
+    n = _require_int(params, "n", 4, 1, 16)
+    coupling, h, hz = (_require_float(params, k, d) for k, d in (("J", 1.0), ("h", 1.0), ("hz", 0.0)))
+    periodic = bool(params.get("periodic", False))
+    ops = _qubit_operators(n)
+    H = sum(-coupling * ops[f"sz:{i}"] @ ops[f"sz:{j}"] for i, j in _chain_bonds(n, periodic))
+    H = H + sum(-h * ops[f"sx:{j}"] - hz * ops[f"sz:{j}"] for j in range(n))
+    return Model("tfim_chain", np.asarray(H, dtype=complex), ops, qubits=n,
+                 params={"n": n, "J": coupling, "h": h, "hz": hz, "periodic": periodic})
+
+
+def xxz_chain(params: dict) -> Model:
+    """XXZ chain ``H = J sum (sx sx + sy sy + delta sz sz)_{j,j+1} + hz sum sz_j``.
+
+    Params: ``n`` (4), ``J`` (1), ``delta`` (1), ``hz`` (0), ``periodic`` (false).
+    """
+    _check_params(params, {"n", "J", "delta", "hz", "periodic"}, "xxz_chain")
+    n = _require_int(params, "n", 4, 2, 16)
+    coupling, delta, hz = (_require_float(params, k, d) for k, d in (("J", 1.0), ("delta", 1.0), ("hz", 0.0)))
+    periodic = bool(params.get("periodic", False))
+    ops = _qubit_operators(n)
+    H = sum(coupling * (ops[f"sx:{i}"] @ ops[f"sx:{j}"] + ops[f"sy:{i}"] @ ops[f"sy:{j}"]
+                        + delta * ops[f"sz:{i}"] @ ops[f"sz:{j}"])
+            for i, j in _chain_bonds(n, periodic))
+    H = H + sum(hz * ops[f"sz:{j}"] for j in range(n))
+    return Model("xxz_chain", np.asarray(H, dtype=complex), ops, qubits=n,
+                 params={"n": n, "J": coupling, "delta": delta, "hz": hz, "periodic": periodic})
+
+
+def collective_qubits(params: dict) -> Model:
+    """``n`` identical qubits ``H = (w0/2) sum sz_j``, for collective coupling through ``Sx``.
+
+    Params ``n`` (2), ``w0`` (1). Operators: per-site Paulis and collective spins
+    ``Sx, Sy, Sz = (1/2) sum sigma_j``. Coupled through ``Sx`` the singlet stays dark.
+    """
+    _check_params(params, {"n", "w0"}, "collective_qubits")
+    n = _require_int(params, "n", 2, 1, 14)
+    w0 = _require_float(params, "w0", 1.0)
+    ops = _qubit_operators(n)
+    return Model("collective_qubits", w0 * ops["Sz"], ops, qubits=n, params={"n": n, "w0": w0})
+
+
+# Fenna–Matthews–Olson complex of C. tepidum: site energies and couplings in cm^-1 from
+# Adolphs & Renger, Biophys. J. 91, 2778 (2006) (the matrix used by Ishizaki & Fleming,
+# PNAS 106, 17255 (2009)). Shifted by 12210 cm^-1 (the lowest site energy): a constant
+# shift changes no dynamics.
+FMO_HAMILTONIAN_CM = np.array([
+    [12410.0, -87.7, 5.5, -5.9, 6.7, -13.7, -9.9],
+    [-87.7, 12530.0, 30.8, 8.2, 0.7, 11.8, 4.3],
+    [5.5, 30.8, 12210.0, -53.5, -2.2, -9.6, 6.0],
+    [-5.9, 8.2, -53.5, 12320.0, -70.7, -17.0, -63.3],
+    [6.7, 0.7, -2.2, -70.7, 12480.0, 81.1, -1.3],
+    [-13.7, 11.8, -9.6, -17.0, 81.1, 12630.0, 39.7],
+    [-9.9, 4.3, 6.0, -63.3, -1.3, 39.7, 12440.0],
+])
+FMO_OFFSET_CM = 12210.0
+
+
+def fmo(params: dict) -> Model:
+    """7-site FMO exciton Hamiltonian (Adolphs & Renger 2006), single-exciton manifold.
+
+    Energies in cm^-1 (shifted by -12210 cm^-1); the time unit is
+    ``1 / (2 pi c * 1 cm^-1) = 5308.8 fs``. Temperatures in the bath config are in cm^-1
+    too: ``T[cm^-1] = 0.695035 * T[K]`` (300 K = 208.5 cm^-1, 77 K = 53.5 cm^-1).
+    Operators: ``site:j = |j><j|`` (j = 0..6, site 1 of the literature is ``site:0``).
+    """
+    _check_params(params, {}, "fmo")
+    H = (FMO_HAMILTONIAN_CM - FMO_OFFSET_CM * np.eye(7)).astype(complex)
+    ops = {f"site:{j}": np.diag(np.eye(7)[j]).astype(complex) for j in range(7)}
+    return Model("fmo", H, ops, energy_unit="cm^-1 (time unit 5308.8 fs)", params={})
+
+
+MODELS: dict[str, Callable[[dict], Model]] = {
+    "two_level": two_level,
+    "harmonic_oscillator": harmonic_oscillator,
+    "tfim_chain": tfim_chain,
+    "xxz_chain": xxz_chain,
+    "collective_qubits": collective_qubits,
+    "fmo": fmo,
+}
+
+
+def build_model(name: str, params: dict | None = None) -> Model:
+    """Build a built-in model by name (see ``MODELS``)."""
+    if name not in MODELS:
+        raise ConfigError("system.model", f"unknown model {name!r} (known: {', '.join(MODELS)})")
+    return MODELS[name](dict(params or {}))
+
+
+def check_hermitian(matrix: np.ndarray, field_name: str, rtol: float = 1e-10) -> np.ndarray:
+    """Return ``matrix`` as a complex square array, or raise ConfigError if it is not Hermitian."""
+    matrix = np.asarray(matrix)
+    if matrix.dtype == object or not np.issubdtype(matrix.dtype, np.number):
+        raise ConfigError(field_name, "must be a numeric matrix")
+    matrix = matrix.astype(complex)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] == 0:
+        raise ConfigError(field_name, f"must be a square matrix, got shape {matrix.shape}")
+    if not np.all(np.isfinite(matrix)):
+        raise ConfigError(field_name, "contains NaN or inf")
+    scale = max(np.max(np.abs(matrix)), 1e-300)
+    if np.max(np.abs(matrix - matrix.conj().T)) > rtol * scale:
+        raise ConfigError(field_name, "must be Hermitian")
+    return 0.5 * (matrix + matrix.conj().T)
+
+
+def explicit(hamiltonian: np.ndarray, operators: dict[str, np.ndarray] | None = None) -> Model:
+    """A model from an explicit Hermitian matrix and optional named operators."""
+    H = check_hermitian(hamiltonian, "system.hamiltonian")
+    d = H.shape[0]
+    qubits = int(np.log2(d)) if d > 1 and (d & (d - 1)) == 0 else 0
+    ops = _qubit_operators(qubits) if 0 < qubits <= 10 else {}
+    for name, op in (operators or {}).items():
+        op = np.asarray(op, dtype=complex)
+        if op.shape != (d, d):
+            raise ConfigError(f"operators.{name}", f"must have shape {(d, d)}, got {op.shape}")
+        ops[name] = op
+    return Model("explicit", H, ops, qubits=qubits)
+
+
+def product_state(model: Model, spec: str | list[str], field_name: str) -> np.ndarray:
+    """A product state of qubits: a list of ``up/down/+/-/+i/-i`` or a string like ``"ud+-"``."""
+    if model.qubits == 0:
+        raise ConfigError(field_name, f"product states need a qubit model, not {model.name!r}")
+    if isinstance(spec, str):
+        letters = {"u": "up", "d": "down", "0": "up", "1": "down", "+": "+", "-": "-"}
+        try:
+            spec = [letters[c] for c in spec]
+        except KeyError:
+            raise ConfigError(field_name, f"use letters u, d, 0, 1, +, - in {spec!r}") from None
+    if len(spec) != model.qubits:
+        raise ConfigError(field_name, f"needs {model.qubits} single-qubit states, got {len(spec)}")
+    try:
+        factors = [QUBIT_STATES[s] for s in spec]
+    except (KeyError, TypeError):
+        raise ConfigError(field_name, f"single-qubit states are {', '.join(QUBIT_STATES)}") from None
+    return reduce(np.kron, factors)
