@@ -108,8 +108,10 @@ def parse_operator(expression: str, lookup: Callable[[str], np.ndarray | None], 
     text = expression.replace(" ", "")
     if not text:
         raise ConfigError(field_name, "empty operator expression")
-    # Split on + and - that are not part of an exponent (1e-3).
-    terms = re.split(r"(?<![eE])(?=[+-])", text)
+    # Split on + and - that are not part of a number's exponent (1e-3; but "Pe+sx" splits).
+    terms = re.split(r"(?<![0-9.][eE])(?=[+-])", text)
+    if len(terms) > 1 and terms[0] == "":  # a leading sign: "-sx + sz"
+        terms = terms[1:]
     total = np.zeros((dimension, dimension), dtype=complex)
     for term in terms:
         if term in ("", "+", "-"):
@@ -285,7 +287,7 @@ def fmo(params: dict) -> Model:
     too: ``T[cm^-1] = 0.695035 * T[K]`` (300 K = 208.5 cm^-1, 77 K = 53.5 cm^-1).
     Operators: ``site:j = |j><j|`` (j = 0..6, site 1 of the literature is ``site:0``).
     """
-    _check_params(params, {}, "fmo")
+    _check_params(params, set(), "fmo")
     H = (FMO_HAMILTONIAN_CM - FMO_OFFSET_CM * np.eye(7)).astype(complex)
     ops = {f"site:{j}": np.diag(np.eye(7)[j]).astype(complex) for j in range(7)}
     return Model("fmo", H, ops, energy_unit="cm^-1 (time unit 5308.8 fs)", params={})

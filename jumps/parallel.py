@@ -1,0 +1,168 @@
+"""MPI, in one place: a communicator wrapper, the chunk dispatcher, and failure handling.
+
+Everything else takes a :class:`Comm` (or nothing) and never imports mpi4py. The serial path
+is the MPI path with one rank: :func:`get_comm` returns a one-rank :class:`Comm` when the
+process was not started by ``mpirun``/``mpiexec``/``srun``, and mpi4py is then never imported,
+so serial runs need no MPI library.
+
+Dynamic load balancing: rank 0 runs a light dispatcher thread that hands out chunk numbers on a
+private communicator (it polls with ``Iprobe`` and sleeps 1 ms when idle, so it costs no core;
+MPICH would need an async-progress thread, which spins, for one-sided counters). The kernels
+release the GIL, so rank 0 computes while its dispatcher answers.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import ConfigError
+
+# Environment variables set by MPI launchers (MPICH/Hydra, Open MPI, PMIx, Intel MPI, Slurm PMI).
+_LAUNCHER_VARIABLES = ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK",
+                       "MPI_LOCALNRANKS", "HYDRA_CONTROL_FD", "I_MPI_HYDRA_HOST_FILE")
+
+_REQUEST, _REPLY = 11, 12
+
+
+def launched_by_mpi() -> bool:
+    """True when an MPI launcher started this process (``JUMPS_MPI=0/1`` overrides)."""
+    forced = os.environ.get("JUMPS_MPI")
+    if forced is not None:
+        return forced not in ("0", "", "false", "no")
+    return any(name in os.environ for name in _LAUNCHER_VARIABLES)
+
+
+class Comm:
+    """A communicator: one rank (serial) or an ``MPI.COMM_WORLD`` duplicate.
+
+    Attributes
+    ----------
+    rank, size : int
+    """
+
+    def __init__(self, mpi_comm: Any = None):
+        self._comm = mpi_comm
+        self.rank = 0 if mpi_comm is None else mpi_comm.Get_rank()
+        self.size = 1 if mpi_comm is None else mpi_comm.Get_size()
+
+    @property
+    def is_parallel(self) -> bool:
+        return self._comm is not None and self.size > 1
+
+    def barrier(self) -> None:
+        if self._comm is not None:
+            self._comm.Barrier()
+
+    def bcast(self, value: Any) -> Any:
+        """Broadcast a Python object from rank 0."""
+        return value if self._comm is None else self._comm.bcast(value, root=0)
+
+    def allgather(self, value: Any) -> list:
+        return [value] if self._comm is None else self._comm.allgather(value)
+
+    def reduce_sum(self, array: np.ndarray) -> np.ndarray | None:
+        """Element-wise sum over ranks, on rank 0 (None elsewhere)."""
+        if self._comm is None:
+            return array
+        from mpi4py import MPI
+
+        array = np.ascontiguousarray(array)
+        out = np.empty_like(array) if self.rank == 0 else None
+        self._comm.Reduce(array, out, op=MPI.SUM, root=0)
+        return out
+
+    def abort(self, code: int) -> None:
+        """End every rank now (``MPI_Abort``); in serial, exit."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if self._comm is not None and self.size > 1:
+            from mpi4py import MPI
+
+            MPI.COMM_WORLD.Abort(code)
+        raise SystemExit(code)
+
+    def dispatcher(self, next_chunk: Callable[[dict], int]) -> "Dispatcher":
+        """A chunk source. ``next_chunk(report)`` runs on rank 0 only and returns a chunk number
+        (-1: no more work); ``report`` carries the asking rank's progress figures."""
+        return Dispatcher(self, next_chunk)
+
+
+class Dispatcher:
+    """Hands out chunk numbers; rank 0 serves the other ranks from a thread."""
+
+    def __init__(self, comm: Comm, next_chunk: Callable[[dict], int]):
+        self.comm = comm
+        self._next = next_chunk
+        self._lock = threading.Lock()
+        self._thread = None
+        self._private = None
+        if comm.is_parallel:
+            self._private = comm._comm.Dup()
+            if comm.rank == 0:
+                self._running = comm.size - 1
+                self._thread = threading.Thread(target=self._serve, daemon=True)
+                self._thread.start()
+
+    def request(self, report: dict) -> int:
+        """The next chunk for this rank, or -1 when the work is done."""
+        if self.comm.rank == 0:
+            with self._lock:
+                return self._next(report)
+        self._private.send(report, dest=0, tag=_REQUEST)
+        return self._private.recv(source=0, tag=_REPLY)
+
+    def _serve(self) -> None:
+        from mpi4py import MPI
+
+        status = MPI.Status()
+        while self._running > 0:
+            if not self._private.Iprobe(source=MPI.ANY_SOURCE, tag=_REQUEST, status=status):
+                time.sleep(0.001)
+                continue
+            source = status.Get_source()
+            report = self._private.recv(source=source, tag=_REQUEST)
+            with self._lock:
+                chunk = self._next(report)
+            if chunk < 0:
+                self._running -= 1
+            self._private.send(chunk, dest=source, tag=_REPLY)
+
+    def close(self) -> None:
+        """Wait until every rank has been told that the work is done."""
+        if self._thread is not None:
+            self._thread.join()
+        if self._private is not None:
+            self._private.Free()
+
+
+def get_comm() -> Comm:
+    """The world communicator when launched by MPI, else a one-rank Comm."""
+    if not launched_by_mpi():
+        return Comm(None)
+    try:
+        from mpi4py import MPI
+    except ImportError as error:
+        raise ConfigError("mpi", f"started by an MPI launcher but mpi4py is unavailable ({error}); "
+                                 "install with: pip install '.[mpi]' (or build mpi4py against "
+                                 "your cluster's MPI)") from None
+    world = MPI.COMM_WORLD
+    return Comm(world.Dup()) if world.Get_size() > 1 else Comm(None)
+
+
+def agree_or_exit(comm: Comm, action: Callable[[], Any]) -> Any:
+    """Run ``action`` on every rank; if it raises ConfigError anywhere, all ranks leave with
+    status 2 and rank 0 prints one line (the first failing rank's message)."""
+    try:
+        value, failure = action(), None
+    except ConfigError as error:
+        value, failure = None, (error.field, error.reason)
+    failures = [f for f in comm.allgather(failure) if f is not None]
+    if failures:
+        raise ConfigError(*failures[0])
+    return value

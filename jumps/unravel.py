@@ -1,0 +1,218 @@
+"""Unravelling a Davies generator: pack arrays for the kernels, run, and average.
+
+This is the Python layer around :mod:`jumps.kernels`: it packs a
+:class:`~jumps.davies.DaviesGenerator` into plain arrays once, keeps running sums in a
+:class:`~jumps.kernels.Tally` (memory independent of the number of trajectories, apart from
+the per-trajectory heat and jump counts), and turns sums into means with standard errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import kernels
+from .davies import DaviesGenerator
+from .errors import ConfigError
+
+# Names of the tally arrays that are sums over trajectories (merged by addition).
+SUM_FIELDS = ("level_counts", "pop_sum", "pop_sumsq", "obs_sum", "obs_sumsq", "rho_sum",
+              "rho_sumsq", "rhodiag_sum", "rhodiag_sumsq", "jump_counts", "trans_counts",
+              "occupation_time")
+
+
+def as_array(value: Any) -> np.ndarray:
+    """numpy array from an array-like or a ``qutip.Qobj`` (duck-typed: ``.full()``)."""
+    if hasattr(value, "full") and callable(value.full):
+        value = value.full()
+    return np.asarray(value)
+
+
+def pack_engine(generator: DaviesGenerator) -> kernels.Engine:
+    """The kernel's view of a generator (see :class:`jumps.kernels.Engine`)."""
+    g = generator
+    heff_lambda, right, left = _effective_hamiltonian(g)
+    trans = _transition_table(g)
+    rate = g.channel_rate[g.entry_channel]
+    return kernels.Engine(
+        level_ptr=g.level_ptr, level_of=g.level_of, block_ptr=g.block_ptr,
+        heff_lambda=heff_lambda, heff_right=right, heff_left=left,
+        decay=np.ascontiguousarray(g.decay_blocks),
+        level_rate=trans["level_rate"], trans_ptr=trans["ptr"], trans_channel=trans["channel"],
+        trans_target=trans["target"], trans_cumulative=trans["cumulative"],
+        trans_mat_ptr=trans["mat_ptr"], trans_mat=trans["mat"],
+        chan_ptr=g.entry_ptr, chan_row=g.entry_row, chan_col=g.entry_col,
+        chan_val=np.sqrt(rate) * g.entry_value, chan_bath=g.channel_bath,
+        chan_frequency=g.channel_frequency,
+    )
+
+
+def _effective_hamiltonian(g: DaviesGenerator):
+    """Eigen-decomposition ``H_eff,B = R diag(lambda) R^-1`` of every level block."""
+    heff = g.effective_hamiltonian_blocks()
+    sizes = g.level_sizes
+    right = np.zeros(g.block_ptr[-1], dtype=complex)
+    left = np.zeros_like(right)
+    lam = np.zeros(g.dimension, dtype=complex)
+    single = np.flatnonzero(sizes == 1)
+    lam[g.level_ptr[single]] = heff[g.block_ptr[single]]
+    right[g.block_ptr[single]] = 1.0
+    left[g.block_ptr[single]] = 1.0
+    for level in np.flatnonzero(sizes > 1):
+        b, lo, start = sizes[level], g.level_ptr[level], g.block_ptr[level]
+        values, vectors = np.linalg.eig(g.block(heff, level))
+        condition = np.linalg.cond(vectors)
+        if not np.isfinite(condition) or condition > 1e8:
+            raise ConfigError("system", f"the effective Hamiltonian of degenerate level {level} is "
+                                        "not diagonalisable (defective block); perturb the model")
+        lam[lo:lo + b] = values
+        right[start:start + b * b] = vectors.ravel()
+        left[start:start + b * b] = np.linalg.inv(vectors).ravel()
+    return lam, right, left
+
+
+def _transition_table(g: DaviesGenerator) -> dict[str, np.ndarray]:
+    """Transitions out of each level: (channel, target level, sqrt(gamma) A[B', B])."""
+    rate = g.channel_rate
+    channel = g.entry_channel
+    active = rate[channel] > 0
+    row, col, value, channel = g.entry_row[active], g.entry_col[active], g.entry_value[active], channel[active]
+    source, target = g.level_of[col], g.level_of[row]
+    order = np.lexsort((row, channel, source))
+    row, col, value, channel = row[order], col[order], value[order], channel[order]
+    source, target = source[order], target[order]
+    key = source * (g.n_channels + 1) + channel
+    starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
+    group = np.cumsum(np.concatenate([[True], key[1:] != key[:-1]])) - 1
+    n_groups = starts.size
+    group_source, group_channel, group_target = source[starts], channel[starts], target[starts]
+    sizes = g.level_sizes
+    b_source, b_target = sizes[group_source], sizes[group_target]
+    mat_ptr = np.concatenate([[0], np.cumsum(b_source * b_target)]).astype(np.int64)
+    mat = np.zeros(mat_ptr[-1], dtype=complex)
+    scaled = np.sqrt(rate[channel]) * value
+    r = row - g.level_ptr[target]
+    c = col - g.level_ptr[source]
+    mat[mat_ptr[group] + r * b_source[group] + c] = scaled
+    weight = np.bincount(group, weights=np.abs(scaled) ** 2, minlength=n_groups)
+    ptr = np.searchsorted(group_source, np.arange(g.n_levels + 1)).astype(np.int64)
+    cumulative = kernels.segmented_cumsum(weight, ptr)
+    level_rate = np.zeros(g.n_levels)
+    has = ptr[1:] > ptr[:-1]
+    level_rate[has] = cumulative[ptr[1:][has] - 1]
+    return {"ptr": ptr, "channel": group_channel.astype(np.int64),
+            "target": group_target.astype(np.int64), "cumulative": cumulative,
+            "mat_ptr": mat_ptr, "mat": mat, "level_rate": level_rate}
+
+
+def make_initial(generator: DaviesGenerator, psi0: np.ndarray | None) -> kernels.Initial:
+    """Initial state: a pure state (user's basis) or, with ``psi0=None``, Gibbs-sampled
+    eigenstates (at the baths' common temperature)."""
+    d = generator.dimension
+    if psi0 is None:
+        populations = generator.gibbs_populations()
+        return kernels.Initial(psi=np.zeros(d, dtype=complex),
+                               cumulative=kernels.segmented_cumsum(populations, np.array([0, d])))
+    psi0 = as_array(psi0).astype(complex).ravel()
+    if psi0.size != d:
+        raise ConfigError("initial_state", f"state has {psi0.size} components, the system {d}")
+    psi = generator.eigenvectors.conj().T @ psi0
+    psi /= np.linalg.norm(psi)
+    # Amplitudes at rounding level would put the state in amplitude mode for nothing.
+    psi[np.abs(psi) < 1e-14] = 0.0
+    return kernels.Initial(psi=psi / np.linalg.norm(psi), cumulative=np.zeros(0))
+
+
+def new_tally(generator: DaviesGenerator, engine: kernels.Engine, times: np.ndarray,
+              observables: dict[str, np.ndarray], density: str, count: int) -> kernels.Tally:
+    """Zeroed running sums; per-trajectory arrays sized for ``count`` trajectories."""
+    d, T, L = generator.dimension, times.size, generator.n_levels
+    obs = np.array([generator.to_energy_basis(as_array(o).astype(complex)) for o in observables.values()],
+                   dtype=complex).reshape(len(observables), d, d)
+    full = density == "full"
+    diagonal = density == "diagonal"
+    return kernels.Tally(
+        times=np.ascontiguousarray(times, dtype=float),
+        level_counts=np.zeros((T, L), dtype=np.int64),
+        pop_sum=np.zeros((T, d)), pop_sumsq=np.zeros((T, d)),
+        observables=obs, obs_sum=np.zeros((T, len(observables))),
+        obs_sumsq=np.zeros((T, len(observables))),
+        eigenvectors=np.ascontiguousarray(generator.eigenvectors),
+        rho_sum=np.zeros((T, d, d) if full else (0, 0, 0), dtype=complex),
+        rho_sumsq=np.zeros((T, d, d) if full else (0, 0, 0), dtype=complex),
+        rhodiag_sum=np.zeros((T, d) if diagonal else (0, 0)),
+        rhodiag_sumsq=np.zeros((T, d) if diagonal else (0, 0)),
+        jump_counts=np.zeros(generator.n_channels, dtype=np.int64),
+        trans_counts=np.zeros(engine.trans_channel.size, dtype=np.int64),
+        occupation_time=np.zeros(L),
+        heat=np.zeros((count, len(generator.baths))),
+        n_jumps=np.zeros(count, dtype=np.int64),
+    )
+
+
+def seed_key(seed: int) -> np.ndarray:
+    """Two uint64 words of the kernel's key, from ``np.random.SeedSequence(seed)``."""
+    return np.random.SeedSequence(seed).generate_state(2, dtype=np.uint64)
+
+
+def _mean_stderr(total: np.ndarray, total_sq: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    mean = total / n
+    if n < 2:
+        return mean, np.full_like(mean, np.inf)
+    variance = np.maximum(total_sq - total * total / n, 0.0) / (n - 1)
+    return mean, np.sqrt(variance / n)
+
+
+def finalize(generator: DaviesGenerator, engine: kernels.Engine, sums: dict[str, np.ndarray],
+             n: int, observable_names: list[str], observables_eig: np.ndarray) -> dict[str, np.ndarray]:
+    """Means and standard errors from the running sums of ``n`` trajectories.
+
+    Trajectories in the eigenstate of a non-degenerate level were only counted; their
+    contributions to every average (and its second moment) are added here.
+    """
+    g = generator
+    counts = sums["level_counts"].astype(float)                    # (T, L)
+    single = np.flatnonzero(g.level_sizes == 1)
+    index = g.level_ptr[single]                                      # eigen-index of each
+    pure = counts[:, single]                                         # (T, Ls)
+    out: dict[str, np.ndarray] = {}
+    pop, pop_sq = sums["pop_sum"].copy(), sums["pop_sumsq"].copy()
+    pop[:, index] += pure
+    pop_sq[:, index] += pure
+    out["populations"], out["populations_stderr"] = _mean_stderr(pop, pop_sq, n)
+    for o, name in enumerate(observable_names):
+        diagonal = np.real(observables_eig[o].diagonal()[index])
+        total = sums["obs_sum"][:, o] + pure @ diagonal
+        total_sq = sums["obs_sumsq"][:, o] + pure @ diagonal**2
+        out[f"expect_{name}"], out[f"expect_{name}_stderr"] = _mean_stderr(total, total_sq, n)
+    vectors = g.eigenvectors[:, index]                               # (d, Ls)
+    if sums["rho_sum"].size:
+        outer = vectors[:, None, :] * vectors.conj()[None, :, :]     # (d, d, Ls)
+        total = sums["rho_sum"] + np.einsum("tl,ijl->tij", pure, outer)
+        sq_re = sums["rho_sumsq"].real + np.einsum("tl,ijl->tij", pure, outer.real**2)
+        sq_im = sums["rho_sumsq"].imag + np.einsum("tl,ijl->tij", pure, outer.imag**2)
+        mean_re, err_re = _mean_stderr(total.real, sq_re, n)
+        mean_im, err_im = _mean_stderr(total.imag, sq_im, n)
+        out["rho"], out["rho_stderr"] = mean_re + 1j * mean_im, err_re + 1j * err_im
+    if sums["rhodiag_sum"].size:
+        weights = np.abs(vectors) ** 2                               # (d, Ls)
+        total = sums["rhodiag_sum"] + pure @ weights.T
+        total_sq = sums["rhodiag_sumsq"] + pure @ (weights**2).T
+        out["rho_diagonal"], out["rho_diagonal_stderr"] = _mean_stderr(total, total_sq, n)
+    out.update(transition_arrays(engine, sums["trans_counts"]))
+    out["jump_counts"] = sums["jump_counts"]
+    out["occupation_time"] = sums["occupation_time"]
+    return out
+
+
+def transition_arrays(engine: kernels.Engine, trans_counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Sparse level-to-level jump counts ``transition_from -> transition_to``."""
+    source = np.repeat(np.arange(engine.trans_ptr.size - 1), np.diff(engine.trans_ptr))
+    taken = trans_counts > 0
+    pair = source[taken] * (engine.level_ptr.size) + engine.trans_target[taken]
+    keys, inverse = np.unique(pair, return_inverse=True)
+    count = np.bincount(inverse, weights=trans_counts[taken], minlength=keys.size)
+    return {"transition_from": keys // engine.level_ptr.size,
+            "transition_to": keys % engine.level_ptr.size,
+            "transition_count": count.astype(np.int64)}
