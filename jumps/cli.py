@@ -7,8 +7,10 @@ internal failure. The CLI only parses arguments and calls the driver.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from .errors import ConfigError
@@ -66,6 +68,7 @@ def _command(args: argparse.Namespace) -> int:
         run_exact(config, out, force=args.force)
         print(f"exact solution written to {out}")
         return 0
+    from .parallel import agree_or_exit, get_comm
     from .run import run_trajectories
 
     if args.trajectories is not None and args.trajectories < 1:
@@ -74,20 +77,43 @@ def _command(args: argparse.Namespace) -> int:
         raise ConfigError("--seed", f"must be >= 0, got {args.seed}")
     if args.target_stderr is not None and not args.target_stderr > 0:
         raise ConfigError("--target-stderr", f"must be positive, got {args.target_stderr}")
-    config = load_config(args.config, {"trajectories": args.trajectories, "seed": args.seed})
+    comm = get_comm()
+    config = agree_or_exit(comm, lambda: load_config(
+        args.config, {"trajectories": args.trajectories, "seed": args.seed}))
     out = args.out or _default_out(args.config)
     return run_trajectories(config, out, force=args.force, resume=args.resume,
-                            quiet=args.quiet, target_stderr=args.target_stderr)
+                            quiet=args.quiet, target_stderr=args.target_stderr, comm=comm)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
+    """Entry point; returns the exit status.
+
+    Under MPI an error that only some ranks see ends every rank at once (``MPI_Abort``); an
+    error every rank agrees on (bad input found before work starts) exits 2 on all of them.
+    """
+    from . import parallel
+
     args = _parser().parse_args(argv)
+    under_mpi = args.command == "run" and parallel.launched_by_mpi()
+    rank = int(os.environ.get("PMI_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0"))) if under_mpi else 0
     try:
         return _command(args)
     except ConfigError as error:
-        print(f"jumps: error: {error.field}: {error.reason}", file=sys.stderr)
+        agreed = getattr(error, "agreed", False)
+        if rank == 0 or not agreed:
+            print(f"jumps: error: {error.field}: {error.reason}", file=sys.stderr)
+        if under_mpi and not agreed:
+            parallel.abort_world(2)
         return 2
     except KeyboardInterrupt:
         print("jumps: interrupted", file=sys.stderr)
+        if under_mpi:
+            parallel.abort_world(130)
         return 130
+    except Exception:
+        prefix = f"jumps: rank {rank}: internal error" if under_mpi else "jumps: internal error"
+        print(prefix, file=sys.stderr)
+        traceback.print_exc()
+        if under_mpi:
+            parallel.abort_world(1)
+        return 1

@@ -77,16 +77,6 @@ class Comm:
         self._comm.Reduce(array, out, op=MPI.SUM, root=0)
         return out
 
-    def abort(self, code: int) -> None:
-        """End every rank now (``MPI_Abort``); in serial, exit."""
-        sys.stdout.flush()
-        sys.stderr.flush()
-        if self._comm is not None and self.size > 1:
-            from mpi4py import MPI
-
-            MPI.COMM_WORLD.Abort(code)
-        raise SystemExit(code)
-
     def dispatcher(self, next_chunk: Callable[[dict], int]) -> "Dispatcher":
         """A chunk source. ``next_chunk(report)`` runs on rank 0 only and returns a chunk number
         (-1: no more work); ``report`` carries the asking rank's progress figures."""
@@ -141,6 +131,17 @@ class Dispatcher:
             self._private.Free()
 
 
+def abort_world(code: int) -> None:
+    """End every rank of the MPI job now (used on an error only some ranks see)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        raise SystemExit(code) from None
+    MPI.COMM_WORLD.Abort(code)
+
+
 def get_comm() -> Comm:
     """The world communicator when launched by MPI, else a one-rank Comm."""
     if not launched_by_mpi():
@@ -164,5 +165,16 @@ def agree_or_exit(comm: Comm, action: Callable[[], Any]) -> Any:
         value, failure = None, (error.field, error.reason)
     failures = [f for f in comm.allgather(failure) if f is not None]
     if failures:
-        raise ConfigError(*failures[0])
+        error = ConfigError(*failures[0])
+        error.agreed = True  # every rank raises it: no abort needed
+        raise error
     return value
+
+
+def inject_fault(rank: int, chunks_done: int) -> None:
+    """Testing hook: ``JUMPS_INJECT_FAULT="R:N"`` raises on rank R after N chunks."""
+    spec = os.environ.get("JUMPS_INJECT_FAULT")
+    if spec:
+        fault_rank, after = (int(x) for x in spec.split(":"))
+        if rank == fault_rank and chunks_done >= after:
+            raise RuntimeError(f"injected failure on rank {rank} after {chunks_done} chunks")

@@ -163,11 +163,11 @@ class _Plan:
         first = chunk * self.chunk
         return first, min(self.chunk, self.ntraj - first)
 
-    def new_tally(self):
+    def new_tally(self, n_baths: int):
         from . import unravel
 
         return unravel.new_tally(self.generator, self.engine, self.times, self.observables,
-                                 self.density, 0)
+                                 self.density, 0, n_baths)
 
 
 def _sums(tally) -> dict[str, np.ndarray]:
@@ -240,20 +240,17 @@ def _resume_state(out: Path, plan: _Plan, fingerprint: str, resume: bool, force:
                                       "the interrupted run; use --force to start over")
     states = _Checkpoints.load_all(out)
     attempts = [int(p.name[1:4]) for p in directory.glob("a*-r*.npz")]
+    if not states:
+        return 1 + max(attempts, default=0), set(), None
+    from .unravel import Accumulator
+
+    accumulator = Accumulator()
     done: set[int] = set()
-    base = None
     for state in states:
         done.update(state["chunks"].tolist())
-        if base is None:
-            base = {k: v.copy() for k, v in state.items() if k.startswith("sum_")}
-            base["rows"], base["heat"], base["n_jumps"] = [state["rows"]], [state["heat"]], [state["n_jumps"]]
-        else:
-            for k in base:
-                if k.startswith("sum_"):
-                    base[k] = base[k] + state[k]
-            base["rows"].append(state["rows"])
-            base["heat"].append(state["heat"])
-            base["n_jumps"].append(state["n_jumps"])
+        accumulator.add({k: v for k, v in state.items() if k.startswith("sum_")})
+    base = {**accumulator.sums(), "rows": [s["rows"] for s in states],
+            "heat": [s["heat"] for s in states], "n_jumps": [s["n_jumps"] for s in states]}
     return 1 + max(attempts, default=0), done, base
 
 
@@ -317,7 +314,7 @@ def run_trajectories(config: RunConfig, out: Path, force: bool = False, resume: 
         plan = _Plan(config, generator)
         attempt, done, base = _resume_state(out, plan, config_fingerprint(config), resume, force)
         compile_start = time.perf_counter()
-        kernels.run_chunk(plan.engine, plan.initial, plan.new_tally(), plan.key, 0, 0)
+        kernels.run_chunk(plan.engine, plan.initial, plan.new_tally(len(config.baths)), plan.key, 0, 0)
         timings["compile_seconds"] = time.perf_counter() - compile_start
         return plan, attempt, done, base, generator
 
@@ -331,15 +328,16 @@ def run_trajectories(config: RunConfig, out: Path, force: bool = False, resume: 
     base = prepared[3] if comm.rank == 0 else None
     full_generator = prepared[4] if comm.rank == 0 else None
 
-    tally = plan.new_tally()
+    template = plan.new_tally(len(config.baths))
+    accumulator = unravel.Accumulator()
     checkpoints = _Checkpoints(out, attempt, comm.rank)
     heat = np.zeros((plan.ntraj, len(config.baths)))
     n_jumps = np.zeros(plan.ntraj, dtype=np.int64)
     my_chunks: list[int] = []
     base_moments = None
     if base is not None and plan.names:
-        base_tally = tally._replace(**{k: base[f"sum_{k}"] for k in unravel.SUM_FIELDS})
-        base_moments = _first_observable_moments(plan, base_tally)
+        base_moments = _first_observable_moments(
+            plan, template._replace(**{k: base[f"sum_{k}"] for k in unravel.SUM_FIELDS}))
     scheduler = _Scheduler(plan, done, target_stderr, base_moments) if comm.rank == 0 else None
     dispatcher = comm.dispatcher(scheduler.next_chunk if scheduler else None)
     bar = _progress(plan, done, quiet) if comm.rank == 0 else None
@@ -347,31 +345,34 @@ def run_trajectories(config: RunConfig, out: Path, force: bool = False, resume: 
     last_checkpoint = run_start
     report: dict = {"rank": comm.rank}
     while True:
+        parallel.inject_fault(comm.rank, len(my_chunks))
         chunk = dispatcher.request(report)
         if chunk < 0:
             break
         first, count = plan.chunk_range(chunk)
-        chunk_tally = tally._replace(heat=np.zeros((count, heat.shape[1])),
-                                     n_jumps=np.zeros(count, dtype=np.int64))
-        jumps = kernels.run_chunk(plan.engine, plan.initial, chunk_tally, plan.key, first, count)
-        heat[first:first + count] = chunk_tally.heat
-        n_jumps[first:first + count] = chunk_tally.n_jumps
+        tally = unravel.fresh_tally(template, count)
+        jumps = kernels.run_chunk(plan.engine, plan.initial, tally, plan.key, first, count)
+        accumulator.add(_sums(tally))
+        heat[first:first + count] = tally.heat
+        n_jumps[first:first + count] = tally.n_jumps
         my_chunks.append(chunk)
         report = {"rank": comm.rank, "trajectories": count, "jumps": int(jumps),
-                  "moments": _first_observable_moments(plan, tally) if target_stderr else None}
+                  "moments": _first_observable_moments(plan, template._replace(**accumulator.sums()))
+                  if target_stderr else None}
         if bar is not None:
             bar.update(scheduler.done_trajectories + count - bar.n)
             elapsed = time.perf_counter() - run_start
             bar.set_postfix_str(f"{(scheduler.jumps + jumps) / max(elapsed, 1e-9):.3g} jumps/s", refresh=False)
         now = time.perf_counter()
         if now - last_checkpoint > config.checkpoint_seconds:
-            checkpoints.write(_sums(tally), my_chunks, heat, n_jumps, _rows(plan, my_chunks))
+            checkpoints.write(accumulator.sums(), my_chunks, heat, n_jumps, _rows(plan, my_chunks))
             last_checkpoint = now
     dispatcher.close()
     run_seconds = time.perf_counter() - run_start
     if bar is not None:
         bar.close()
-    merged = {name: comm.reduce_sum(value) for name, value in _sums(tally).items()}
+    mine = accumulator.sums() if my_chunks else _sums(template)
+    merged = {name: comm.reduce_sum(value) for name, value in mine.items()}
     heat = comm.reduce_sum(heat)
     n_jumps = comm.reduce_sum(n_jumps)
     all_chunks = comm.allgather(my_chunks)
@@ -387,7 +388,7 @@ def run_trajectories(config: RunConfig, out: Path, force: bool = False, resume: 
     n = rows.size
     timings["run_seconds"] = run_seconds
     arrays = {"times": plan.times, **generator_arrays(full_generator),
-              **unravel.finalize(plan.generator, plan.engine, merged, n, plan.names, tally.observables),
+              **unravel.finalize(plan.generator, plan.engine, merged, n, plan.names, template.observables),
               "heat": heat[rows], "n_jumps": n_jumps[rows], "trajectory_index": rows}
     total_jumps = int(arrays["n_jumps"].sum())
     meta = metadata(config, full_generator, "trajectories", seed=config.seed,

@@ -125,7 +125,8 @@ def make_initial(generator: DaviesGenerator, psi0: np.ndarray | None) -> kernels
 
 
 def new_tally(generator: DaviesGenerator, engine: kernels.Engine, times: np.ndarray,
-              observables: dict[str, np.ndarray], density: str, count: int) -> kernels.Tally:
+              observables: dict[str, np.ndarray], density: str, count: int,
+              n_baths: int | None = None) -> kernels.Tally:
     """Zeroed running sums; per-trajectory arrays sized for ``count`` trajectories."""
     d, T, L = generator.dimension, times.size, generator.n_levels
     obs = np.array([generator.to_energy_basis(as_array(o).astype(complex)) for o in observables.values()],
@@ -146,9 +147,17 @@ def new_tally(generator: DaviesGenerator, engine: kernels.Engine, times: np.ndar
         jump_counts=np.zeros(generator.n_channels, dtype=np.int64),
         trans_counts=np.zeros(engine.trans_channel.size, dtype=np.int64),
         occupation_time=np.zeros(L),
-        heat=np.zeros((count, len(generator.baths))),
+        heat=np.zeros((count, len(generator.baths) if n_baths is None else n_baths)),
         n_jumps=np.zeros(count, dtype=np.int64),
     )
+
+
+def fresh_tally(template: kernels.Tally, count: int) -> kernels.Tally:
+    """Zeroed sums shaped like ``template`` (sharing its read-only arrays), for ``count``
+    trajectories."""
+    zeros = {name: np.zeros_like(getattr(template, name)) for name in SUM_FIELDS}
+    return template._replace(**zeros, heat=np.zeros((count, template.heat.shape[1])),
+                             n_jumps=np.zeros(count, dtype=np.int64))
 
 
 def seed_key(seed: int) -> np.ndarray:
@@ -216,3 +225,34 @@ def transition_arrays(engine: kernels.Engine, trans_counts: np.ndarray) -> dict[
     return {"transition_from": keys // engine.level_ptr.size,
             "transition_to": keys % engine.level_ptr.size,
             "transition_count": count.astype(np.int64)}
+
+
+class Accumulator:
+    """Running sums of chunk tallies, merged with Neumaier's compensated summation.
+
+    A chunk's own sums depend only on its trajectories (fixed by the plan), so with compensated
+    merging the totals agree to rounding (~1e-16 relative) however chunks are spread over ranks
+    or resumed runs, instead of an error that grows with the number of trajectories.
+    """
+
+    def __init__(self):
+        self.total: dict[str, np.ndarray] = {}
+        self.compensation: dict[str, np.ndarray] = {}
+
+    def add(self, sums: dict[str, np.ndarray]) -> None:
+        for name, value in sums.items():
+            if name not in self.total:
+                self.total[name] = np.array(value, copy=True)
+                self.compensation[name] = np.zeros_like(self.total[name])
+                continue
+            total = self.total[name]
+            if not np.issubdtype(total.dtype, np.inexact):
+                total += value
+                continue
+            new = total + value
+            self.compensation[name] += np.where(np.abs(total) >= np.abs(value),
+                                                (total - new) + value, (value - new) + total)
+            self.total[name] = new
+
+    def sums(self) -> dict[str, np.ndarray]:
+        return {name: self.total[name] + self.compensation[name] for name in self.total}

@@ -4,6 +4,7 @@ Convention under test: ``gamma(w) = 2 pi J(w) / (1 - exp(-beta w))`` with ``J`` 
 emission; ``S(w) = (1/2pi) PV integral gamma(w') / (w - w') dw'``.
 """
 
+import itertools
 import time
 
 import numpy as np
@@ -162,7 +163,7 @@ def principal_value_reference(bath: baths.Bath, w: float) -> float:
                  limit=400)[0]
     for a, b in ((-edge, low), (high, edge)):
         cuts = [a] + [x for x in (0.0,) if a < x < b] + [b]
-        for lo, hi in zip(cuts[:-1], cuts[1:]):
+        for lo, hi in itertools.pairwise(cuts):
             total += quad(lambda x: gamma(x) / (x - w), lo, hi, epsabs=1e-14, epsrel=1e-12,
                           limit=400)[0]
     # quad's Cauchy weight integrates f(x)/(x - w); S has 1/(w - x).
@@ -250,7 +251,8 @@ def piecewise_linear_lamb_shift(table: np.ndarray, w: float) -> float:
     a, b = x[:-1], x[1:]
     q = np.diff(gamma) / np.diff(x)
     p = gamma[:-1] - q * a
-    return float(np.sum((p + q * w) * np.log(np.abs((w - a) / (w - b))) - q * (b - a))) / (2 * np.pi)
+    segments = (p + q * w) * np.log(np.abs((w - a) / (w - b))) - q * (b - a)
+    return float(np.sum(segments)) / (2 * np.pi)
 
 
 @pytest.mark.parametrize("w", [-3.01, -0.31, 0.011, 0.507, 2.013, 7.77])

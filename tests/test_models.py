@@ -144,7 +144,8 @@ def test_parser_user_names_ending_in_e():
     np.testing.assert_array_equal(model.operator("Pe-1e-2*sx"), projector - 1e-2 * SX)
 
 
-@pytest.mark.parametrize("expression", ["sq", "0.5*sx + foo", "sx:1", "a", "", "sx +", "2.0", "sx*", "--sx", "+"])
+@pytest.mark.parametrize("expression", ["sq", "0.5*sx + foo", "sx:1", "a", "", "sx +", "2.0",
+                                        "sx*", "--sx", "+"])
 def test_parser_rejects_unknown_or_malformed(expression):
     """Unknown names and malformed expressions are ConfigError naming the given field."""
     model = models.build_model("two_level")
