@@ -170,12 +170,6 @@ class _Plan:
                                  self.density, 0, n_baths)
 
 
-def _sums(tally) -> dict[str, np.ndarray]:
-    from .unravel import SUM_FIELDS
-
-    return {name: getattr(tally, name) for name in SUM_FIELDS}
-
-
 def _first_observable_moments(plan: _Plan, tally) -> tuple[np.ndarray, np.ndarray] | None:
     """Running sum and sum of squares of the first observable (pure-level part included)."""
     if not plan.names:
@@ -329,10 +323,8 @@ def run_trajectories(config: RunConfig, out: Path, force: bool = False, resume: 
     full_generator = prepared[4] if comm.rank == 0 else None
 
     template = plan.new_tally(len(config.baths))
-    accumulator = unravel.Accumulator()
+    runner = unravel.ChunkRunner(plan.engine, plan.initial, template, plan.key, plan.ntraj)
     checkpoints = _Checkpoints(out, attempt, comm.rank)
-    heat = np.zeros((plan.ntraj, len(config.baths)))
-    n_jumps = np.zeros(plan.ntraj, dtype=np.int64)
     my_chunks: list[int] = []
     base_moments = None
     if base is not None and plan.names:
@@ -350,14 +342,10 @@ def run_trajectories(config: RunConfig, out: Path, force: bool = False, resume: 
         if chunk < 0:
             break
         first, count = plan.chunk_range(chunk)
-        tally = unravel.fresh_tally(template, count)
-        jumps = kernels.run_chunk(plan.engine, plan.initial, tally, plan.key, first, count)
-        accumulator.add(_sums(tally))
-        heat[first:first + count] = tally.heat
-        n_jumps[first:first + count] = tally.n_jumps
+        jumps = runner.run(first, count)
         my_chunks.append(chunk)
-        report = {"rank": comm.rank, "trajectories": count, "jumps": int(jumps),
-                  "moments": _first_observable_moments(plan, template._replace(**accumulator.sums()))
+        report = {"rank": comm.rank, "trajectories": count, "jumps": jumps,
+                  "moments": _first_observable_moments(plan, template._replace(**runner.sums()))
                   if target_stderr else None}
         if bar is not None:
             bar.update(scheduler.done_trajectories + count - bar.n)
@@ -365,16 +353,16 @@ def run_trajectories(config: RunConfig, out: Path, force: bool = False, resume: 
             bar.set_postfix_str(f"{(scheduler.jumps + jumps) / max(elapsed, 1e-9):.3g} jumps/s", refresh=False)
         now = time.perf_counter()
         if now - last_checkpoint > config.checkpoint_seconds:
-            checkpoints.write(accumulator.sums(), my_chunks, heat, n_jumps, _rows(plan, my_chunks))
+            checkpoints.write(runner.sums(), my_chunks, runner.heat, runner.n_jumps,
+                              _rows(plan, my_chunks))
             last_checkpoint = now
     dispatcher.close()
     run_seconds = time.perf_counter() - run_start
     if bar is not None:
         bar.close()
-    mine = accumulator.sums() if my_chunks else _sums(template)
-    merged = {name: comm.reduce_sum(value) for name, value in mine.items()}
-    heat = comm.reduce_sum(heat)
-    n_jumps = comm.reduce_sum(n_jumps)
+    merged = {name: comm.reduce_sum(value) for name, value in runner.sums().items()}
+    heat = comm.reduce_sum(runner.heat)
+    n_jumps = comm.reduce_sum(runner.n_jumps)
     all_chunks = comm.allgather(my_chunks)
     if comm.rank != 0:
         return 0

@@ -256,3 +256,40 @@ class Accumulator:
 
     def sums(self) -> dict[str, np.ndarray]:
         return {name: self.total[name] + self.compensation[name] for name in self.total}
+
+
+class ChunkRunner:
+    """Runs chunks of trajectories and keeps their sums and per-trajectory records.
+
+    Parameters
+    ----------
+    engine, initial : kernel inputs (see :func:`pack_engine`, :func:`make_initial`)
+    template : Tally
+        From :func:`new_tally`; its read-only arrays (times, observables, eigenvectors) are shared.
+    key : (2,) uint64
+        From :func:`seed_key`.
+    ntraj : int
+        Total number of trajectories (sizes the per-trajectory arrays).
+    """
+
+    def __init__(self, engine: kernels.Engine, initial: kernels.Initial, template: kernels.Tally,
+                 key: np.ndarray, ntraj: int):
+        self.engine, self.initial, self.template, self.key = engine, initial, template, key
+        self.accumulator = Accumulator()
+        self.heat = np.zeros((ntraj, template.heat.shape[1]))
+        self.n_jumps = np.zeros(ntraj, dtype=np.int64)
+
+    def run(self, first: int, count: int) -> int:
+        """Run trajectories ``first .. first+count-1``; returns their number of jumps."""
+        tally = fresh_tally(self.template, count)
+        jumps = kernels.run_chunk(self.engine, self.initial, tally, self.key, first, count)
+        self.accumulator.add({name: getattr(tally, name) for name in SUM_FIELDS})
+        self.heat[first:first + count] = tally.heat
+        self.n_jumps[first:first + count] = tally.n_jumps
+        return int(jumps)
+
+    def sums(self) -> dict[str, np.ndarray]:
+        """The running sums (zeros before the first chunk)."""
+        if not self.accumulator.total:
+            return {name: np.zeros_like(getattr(self.template, name)) for name in SUM_FIELDS}
+        return self.accumulator.sums()

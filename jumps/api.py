@@ -1,0 +1,133 @@
+"""Python API: build a Davies generator and unravel it without files.
+
+Matrices may be numpy arrays or ``qutip.Qobj`` (duck-typed through ``.full()``; qutip is never
+imported). Units: hbar = k_B = 1; a Bohr frequency ``w > 0`` is emission into the bath.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import exact, unravel
+from .baths import Bath
+from .davies import DaviesGenerator, build_generator
+from .errors import ConfigError
+from .io import write_results
+from .models import check_hermitian
+
+
+def davies_generator(hamiltonian: Any, couplings: Sequence[Any], baths: Sequence[Bath],
+                     degeneracy_tol: float | None = None, drop_tol: float = 1e-12,
+                     lamb_shift: bool = True) -> DaviesGenerator:
+    """The Davies generator of ``H`` coupled through ``couplings[a]`` to ``baths[a]``.
+
+    Parameters
+    ----------
+    hamiltonian : (d, d) array or Qobj
+        Hermitian system Hamiltonian (the "user basis" of every result).
+    couplings : sequence of (d, d) arrays or Qobj
+        Hermitian coupling operators, one per independent bath.
+    baths : sequence of Bath
+        From :func:`jumps.ohmic`, :func:`jumps.drude_lorentz`, :func:`jumps.tabulated`,
+        :func:`jumps.from_callable` or :func:`jumps.from_rates`.
+    degeneracy_tol : float, optional
+        Eigenvalues and Bohr frequencies closer than this are equal (default
+        ``1e-9 (1 + max|E|)``).
+    drop_tol : float
+        Eigenbasis matrix elements below ``drop_tol * max|A|`` are dropped.
+    lamb_shift : bool
+        Include the Lamb-shift Hamiltonian.
+    """
+    H = check_hermitian(unravel.as_array(hamiltonian), "hamiltonian")
+    operators = [check_hermitian(unravel.as_array(A), f"couplings[{a}]") for a, A in enumerate(couplings)]
+    for a, A in enumerate(operators):
+        if A.shape != H.shape:
+            raise ConfigError(f"couplings[{a}]", f"shape {A.shape} does not match H {H.shape}")
+    return build_generator(H, operators, list(baths), degeneracy_tol, drop_tol, lamb_shift)
+
+
+@dataclass
+class TrajectoryResult:
+    """Averages with standard errors and jump statistics of a set of trajectories.
+
+    ``arrays`` holds everything under the result-file names (see README, "Results");
+    ``expect[name]`` and ``stderr[name]`` are the observables' means and standard errors.
+    """
+
+    arrays: dict[str, np.ndarray]
+    observables: list[str] = field(default_factory=list)
+
+    @property
+    def times(self) -> np.ndarray:
+        return self.arrays["times"]
+
+    @property
+    def populations(self) -> np.ndarray:
+        return self.arrays["populations"]
+
+    @property
+    def expect(self) -> dict[str, np.ndarray]:
+        return {name: self.arrays[f"expect_{name}"] for name in self.observables}
+
+    @property
+    def stderr(self) -> dict[str, np.ndarray]:
+        return {name: self.arrays[f"expect_{name}_stderr"] for name in self.observables}
+
+    @property
+    def rho(self) -> np.ndarray | None:
+        return self.arrays.get("rho")
+
+    def save(self, directory: str | Path, meta: dict | None = None) -> None:
+        """Write a result directory readable by ``python -m analysis``."""
+        write_results(Path(directory), self.arrays, {"method": "trajectories", **(meta or {})})
+
+
+def unravel_generator(generator: DaviesGenerator, psi0: Any = None, times: Any = None,
+                      trajectories: int = 1000, seed: int = 0,
+                      observables: dict[str, Any] | None = None, density: str = "auto",
+                      chunk_size: int = 1000) -> TrajectoryResult:
+    """Run quantum-jump trajectories of ``generator`` (serially, in this process).
+
+    Parameters
+    ----------
+    psi0 : vector or Qobj, optional
+        Initial pure state in the user's basis (normalised here). None: eigenstates sampled
+        from the Gibbs state at the baths' common temperature.
+    times : (T,) array
+        Ascending output times from >= 0; the last one ends the trajectories.
+    trajectories, seed : int
+        Trajectory ``i`` uses the random stream of ``(seed, i)``.
+    observables : dict of name -> Hermitian (d, d) matrix or Qobj
+    density : "full" | "diagonal" | "none" | "auto" (full when d <= 64)
+    """
+    times = np.asarray(times if times is not None else np.linspace(0.0, 10.0, 101), dtype=float)
+    if times.ndim != 1 or times.size < 1 or times[0] < 0 or np.any(np.diff(times) <= 0):
+        raise ConfigError("times", "must be a 1-d ascending grid starting at t >= 0")
+    if trajectories < 1:
+        raise ConfigError("trajectories", "must be >= 1")
+    observables = {name: check_hermitian(unravel.as_array(o), f"observables.{name}")
+                   for name, o in (observables or {}).items()}
+    if density == "auto":
+        density = "full" if generator.dimension <= 64 else "diagonal"
+    engine = unravel.pack_engine(generator)
+    initial = unravel.make_initial(generator, psi0)
+    template = unravel.new_tally(generator, engine, times, observables, density, 0)
+    runner = unravel.ChunkRunner(engine, initial, template, unravel.seed_key(seed), trajectories)
+    for first in range(0, trajectories, chunk_size):
+        runner.run(first, min(chunk_size, trajectories - first))
+    arrays = {"times": times, "energies": generator.energies,
+              **unravel.finalize(generator, engine, runner.sums(), trajectories, list(observables),
+                                 template.observables),
+              "heat": runner.heat, "n_jumps": runner.n_jumps,
+              "channel_bath": generator.channel_bath, "channel_frequency": generator.channel_frequency,
+              "channel_rate": generator.channel_rate}
+    return TrajectoryResult(arrays, list(observables))
+
+
+def solve_exact(generator: DaviesGenerator, rho0: Any, times: Any) -> exact.ExactSolution:
+    """The master equation's ``rho(t)`` on a uniform grid (see :mod:`jumps.exact`)."""
+    return exact.evolve(generator, unravel.as_array(rho0), np.asarray(times, dtype=float))
