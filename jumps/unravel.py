@@ -166,10 +166,18 @@ def seed_key(seed: int) -> np.ndarray:
 
 
 def _mean_stderr(total: np.ndarray, total_sq: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard error from the sum and the sum of squares of ``n`` samples.
+
+    ``sum x^2 - (sum x)^2 / n`` carries rounding noise of order ``eps * sum x^2``; a variance
+    below that floor cannot be told from zero and is returned as exactly zero (so a quantity
+    that is the same in every trajectory, such as the initial state, has zero error).
+    """
     mean = total / n
     if n < 2:
         return mean, np.full_like(mean, np.inf)
-    variance = np.maximum(total_sq - total * total / n, 0.0) / (n - 1)
+    spread = total_sq - total * total / n
+    floor = 64.0 * np.finfo(float).eps * np.abs(total_sq)
+    variance = np.where(spread > floor, spread, 0.0) / (n - 1)
     return mean, np.sqrt(variance / n)
 
 

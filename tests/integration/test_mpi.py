@@ -1,0 +1,162 @@
+"""MPI runs under the mpiexec of the MPICH wheel (the ``mpi`` extra): results independent of
+the rank count, prompt failure on one rank, resume after kill -9.
+
+Oracle: the serial run of the same config and seed. Integer counts (jumps per channel,
+transitions, per-trajectory jumps and heat) must be identical; float averages agree to 1e-12
+relative (compensated summation makes them order-independent to ~1e-16); standard errors,
+differences of sums, to 1e-12 of their largest value.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jumps.io import read_results
+
+pytestmark = pytest.mark.mpi
+
+ROOT = Path(__file__).resolve().parents[2]
+MPIEXEC = Path(sys.executable).parent / "mpiexec"
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+EXACT_KEYS = ("jump_counts", "transition_from", "transition_to", "transition_count",
+              "n_jumps", "heat", "trajectory_index")
+FLOAT_KEYS = ("populations", "rho", "expect_sz_0", "expect_sx_0", "occupation_time")
+# Standard errors are derived from differences of sums: compared relative to their largest value.
+STDERR_KEYS = ("populations_stderr", "rho_stderr", "expect_sz_0_stderr")
+
+CONFIG = """
+[system]
+model = "tfim_chain"
+params = {{ n = 3, h = 1.1, hz = 0.3 }}
+[[baths]]
+coupling = "sx:*"
+spectral_density = "ohmic"
+eta = 0.02
+cutoff = 5.0
+temperature = 1.0
+[initial_state]
+kind = "product"
+state = "+dd"
+[run]
+t_final = 30.0
+n_times = 31
+trajectories = {trajectories}
+seed = 5
+chunk_size = {chunk}
+checkpoint_seconds = 0.2
+observables = ["sz:0", "sx:0"]
+"""
+
+
+def _mpiexec() -> Path:
+    if not MPIEXEC.exists():
+        pytest.skip("mpiexec not found beside the Python executable (install the 'mpi' extra)")
+    return MPIEXEC
+
+
+def _config(tmp_path: Path, trajectories: int = 3000, chunk: int = 50) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(CONFIG.format(trajectories=trajectories, chunk=chunk))
+    return path
+
+
+def _run(args: list[str], ranks: int | None, timeout: float = 120) -> subprocess.CompletedProcess:
+    prefix = [] if ranks is None else [str(_mpiexec()), "-n", str(ranks)]
+    return subprocess.run(prefix + [sys.executable, "-m", "jumps", "run", *args, "--quiet"],
+                          env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def _assert_same(reference: Path, other: Path) -> None:
+    a, _ = read_results(reference)
+    b, meta = read_results(other)
+    for key in EXACT_KEYS:
+        assert np.array_equal(a[key], b[key]), f"{key} differs ({meta['ranks']} ranks)"
+    for key in FLOAT_KEYS:
+        scale = np.maximum(np.abs(a[key]), 1e-300)
+        assert np.max(np.abs(a[key] - b[key]) / scale) < 1e-12, f"{key} differs"
+    for key in STDERR_KEYS:
+        assert np.max(np.abs(a[key] - b[key])) < 1e-12 * np.max(np.abs(a[key])), f"{key} differs"
+
+
+def test_results_independent_of_rank_count(tmp_path):
+    config = _config(tmp_path)
+    serial = _run([str(config), "--out", str(tmp_path / "serial")], None)
+    assert serial.returncode == 0, serial.stderr
+    for ranks in (1, 2, 3):
+        out = tmp_path / f"n{ranks}"
+        result = _run([str(config), "--out", str(out)], ranks)
+        assert result.returncode == 0, result.stderr
+        assert read_results(out)[1]["ranks"] == ranks
+        _assert_same(tmp_path / "serial", out)
+
+
+def test_failure_on_one_rank_ends_all_promptly(tmp_path):
+    config = _config(tmp_path, trajectories=200000)
+    start = time.monotonic()
+    result = subprocess.run(
+        [str(_mpiexec()), "-n", "2", sys.executable, "-m", "jumps", "run", str(config),
+         "--out", str(tmp_path / "out"), "--quiet"],
+        env={**ENV, "JUMPS_INJECT_FAULT": "1:2"}, capture_output=True, text=True, timeout=60)
+    elapsed = time.monotonic() - start
+    assert result.returncode != 0
+    assert "injected failure on rank 1" in result.stderr
+    assert elapsed < 30, f"took {elapsed:.1f} s to end"
+    assert not (tmp_path / "out" / "run.json").exists()
+
+
+def test_bad_input_under_mpi_is_one_line_exit_2(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text(_config(tmp_path).read_text().replace("temperature = 1.0", "temperature = -1.0"))
+    result = _run([str(config), "--out", str(tmp_path / "out")], 2, timeout=60)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == ["jumps: error: baths[0].temperature: must be positive, got -1.0"], result.stderr
+
+
+def _kill_matching(marker: str) -> None:
+    """SIGKILL every process whose command line mentions ``marker`` (mpiexec and all ranks)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if marker in command:
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_kill_and_resume_gives_the_uninterrupted_result(tmp_path):
+    """kill -9 of mpiexec and every rank mid-run, then --resume on another rank count."""
+    config = _config(tmp_path, trajectories=40000, chunk=100)
+    out = tmp_path / "killed"
+    process = subprocess.Popen(
+        [str(_mpiexec()), "-n", "2", sys.executable, "-m", "jumps", "run", str(config),
+         "--out", str(out), "--quiet"], env=ENV, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True)
+    checkpoint = out / "checkpoint"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and len(list(checkpoint.glob("a*-r*.npz"))) < 2:
+        time.sleep(0.05)
+    _kill_matching(str(out))
+    process.wait(timeout=30)
+    assert not (out / "run.json").exists(), "the run finished before it could be killed"
+    assert list(checkpoint.glob("a001-r*.npz")), "no checkpoint was written"
+    resumed = _run([str(config), "--out", str(out), "--resume"], 3)
+    assert resumed.returncode == 0, resumed.stderr
+    assert read_results(out)[1]["attempts"] == 2
+    reference = _run([str(config), "--out", str(tmp_path / "reference")], None)
+    assert reference.returncode == 0, reference.stderr
+    _assert_same(tmp_path / "reference", out)
+    assert not checkpoint.exists()
