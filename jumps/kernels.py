@@ -69,6 +69,9 @@ Tally = namedtuple("Tally", [
     "occupation_time",  # (L,) float: time spent in each level (single-level states)
     "heat",             # (ntraj, n_baths) float: per trajectory of this call
     "n_jumps",          # (ntraj,) int64
+    "log_time",         # (capacity,) float: jump times, or (0,) for no jump list
+    "log_channel",      # (capacity,) int64: jump channels
+    "log_count",        # (1,) int64: jumps seen (may exceed capacity: then re-run larger)
 ])
 
 Initial = namedtuple("Initial", [
@@ -391,10 +394,16 @@ def _pure_jump(engine, tally, level, rng):
 
 
 @numba.njit(cache=True, nogil=True)
-def _record_jump(engine, tally, channel, traj):
+def _record_jump(engine, tally, channel, traj, time):
     tally.jump_counts[channel] += 1
     tally.heat[traj, engine.chan_bath[channel]] += engine.chan_frequency[channel]
     tally.n_jumps[traj] += 1
+    if tally.log_time.size > 0:
+        n = tally.log_count[0]
+        if n < tally.log_time.size:
+            tally.log_time[n] = time
+            tally.log_channel[n] = channel
+        tally.log_count[0] = n + 1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -433,7 +442,7 @@ def trajectory(engine, initial, tally, key, index, traj, work):
                 if t > t_final:
                     return
                 j = _pure_jump(engine, tally, level, rng)
-                _record_jump(engine, tally, engine.trans_channel[j], traj)
+                _record_jump(engine, tally, engine.trans_channel[j], traj, t)
                 tally.trans_counts[j] += 1
                 level = engine.trans_target[j]
                 if engine.level_ptr[level + 1] - engine.level_ptr[level] > 1:
@@ -471,7 +480,7 @@ def trajectory(engine, initial, tally, key, index, traj, work):
             tally.trans_counts[j] += 1
         else:
             channel = _jump_general(engine, psi, new, u)
-        _record_jump(engine, tally, channel, traj)
+        _record_jump(engine, tally, channel, traj, t_jump)
         psi[:] = new
         n_levels = _support(engine, psi, levels)
         _normalise(engine, levels, n_levels, psi)

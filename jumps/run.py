@@ -374,10 +374,11 @@ def run_trajectories(config: RunConfig, out: Path, force: bool = False, resume: 
             heat[rows], n_jumps[rows] = h, n
     rows = _rows(plan, sorted(finished))
     n = rows.size
+    jump_list = runner.jump_list(min(config.record_jumps, n)) if config.record_jumps else {}
     timings["run_seconds"] = run_seconds
     arrays = {"times": plan.times, **generator_arrays(full_generator),
               **unravel.finalize(plan.generator, plan.engine, merged, n, plan.names, template.observables),
-              "heat": heat[rows], "n_jumps": n_jumps[rows], "trajectory_index": rows}
+              "heat": heat[rows], "n_jumps": n_jumps[rows], "trajectory_index": rows, **jump_list}
     total_jumps = int(arrays["n_jumps"].sum())
     meta = metadata(config, full_generator, "trajectories", seed=config.seed,
                     trajectories=n, trajectories_requested=plan.ntraj, ranks=comm.size,

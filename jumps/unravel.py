@@ -149,6 +149,8 @@ def new_tally(generator: DaviesGenerator, engine: kernels.Engine, times: np.ndar
         occupation_time=np.zeros(L),
         heat=np.zeros((count, len(generator.baths) if n_baths is None else n_baths)),
         n_jumps=np.zeros(count, dtype=np.int64),
+        log_time=np.zeros(0), log_channel=np.zeros(0, dtype=np.int64),
+        log_count=np.zeros(1, dtype=np.int64),
     )
 
 
@@ -295,6 +297,28 @@ class ChunkRunner:
         self.heat[first:first + count] = tally.heat
         self.n_jumps[first:first + count] = tally.n_jumps
         return int(jumps)
+
+    def jump_list(self, trajectories: int, capacity: int = 4096) -> dict[str, np.ndarray]:
+        """The full jump record ``(trajectory, time, channel)`` of trajectories ``0..K-1``.
+
+        Trajectories are replayed one by one from their own random streams (identical to the
+        main run), with the buffer doubled and the trajectory re-run when it overflows.
+        """
+        records = {"jump_trajectory": [], "jump_time": [], "jump_channel": []}
+        for index in range(trajectories):
+            while True:
+                tally = fresh_tally(self.template, 1)._replace(
+                    log_time=np.zeros(capacity), log_channel=np.zeros(capacity, dtype=np.int64),
+                    log_count=np.zeros(1, dtype=np.int64))
+                kernels.run_chunk(self.engine, self.initial, tally, self.key, index, 1)
+                n = int(tally.log_count[0])
+                if n <= capacity:
+                    break
+                capacity = 2 * n
+            records["jump_trajectory"].append(np.full(n, index, dtype=np.int64))
+            records["jump_time"].append(tally.log_time[:n])
+            records["jump_channel"].append(tally.log_channel[:n])
+        return {key: np.concatenate(value) if value else np.zeros(0) for key, value in records.items()}
 
     def sums(self) -> dict[str, np.ndarray]:
         """The running sums (zeros before the first chunk)."""
