@@ -271,6 +271,9 @@ def build_generator(hamiltonian: np.ndarray, couplings: list[np.ndarray], baths:
         magnitude = np.abs(A_eig)
         threshold = drop_tol * max(magnitude.max(), 1e-300)
         keep = magnitude > threshold
+        if not np.any(keep):  # no channel at all: an input mistake, not a closed system
+            raise ConfigError(f"baths[{a}].coupling",
+                              "the coupling operator is zero (or entirely below drop_tol)")
         total = np.sum(magnitude**2)
         dropped.append(float(np.sum(magnitude[~keep] ** 2) / total) if total > 0 else 0.0)
         n, m = np.nonzero(keep)

@@ -100,13 +100,26 @@ def steady_states(generator: DaviesGenerator, tol: float = 1e-9) -> list[np.ndar
     superoperator = block_diagonal_superoperator(g)
     _, singular, vh = np.linalg.svd(superoperator)
     null = vh[singular < tol * max(singular.max(), 1e-300)].conj()
-    states = []
+    matrices = []
     for vector in null:
         rho = np.zeros((g.dimension, g.dimension), dtype=complex)
         for level in range(g.n_levels):
             lo, hi = g.level_ptr[level], g.level_ptr[level + 1]
             start = g.block_ptr[level]
             rho[lo:hi, lo:hi] = vector[start:start + (hi - lo) ** 2].reshape(hi - lo, hi - lo)
+        matrices.append(rho)
+    if len(matrices) > 1:
+        # SVD mixes the null vectors arbitrarily. The generator preserves Hermiticity, so the
+        # Hermitian and anti-Hermitian parts of every null vector are in the null space too:
+        # take a real orthonormal basis of their real span, which is made of Hermitian matrices.
+        parts = [part for X in matrices
+                 for part in ((X + X.conj().T) / 2, (X - X.conj().T) / 2j)]
+        real = np.array([np.concatenate([part.real.ravel(), part.imag.ravel()]) for part in parts])
+        basis = np.linalg.svd(real, full_matrices=False)[2][:len(matrices)]
+        d2 = g.dimension**2
+        matrices = [(b[:d2] + 1j * b[d2:]).reshape(g.dimension, g.dimension) for b in basis]
+    states = []
+    for rho in matrices:
         trace = np.trace(rho)
         states.append(rho / trace if abs(trace) > 1e-12 else rho)
     return states

@@ -102,8 +102,10 @@ def test_two_level_coherence_decay_and_lamb_shift(a_x, a_z, beta):
     times = np.linspace(0, 2 / gamma2, 21)
     plus = density(np.array([1, 1]) / np.sqrt(2))
     rho = exact.evolve(g, plus, times).rho_energy  # index 0 = ground, 1 = excited
-    # rho_ge(t) = rho_ge(0) exp(-i (E_g - E_e) t - Gamma2 t)
-    expected = 0.5 * np.exp(1j * gap * times - gamma2 * times)
+    # rho_ge(t) = rho_ge(0) exp(-i (E_g - E_e) t - Gamma2 t); |rho_ge(0)| = 1/2 (its phase is
+    # that of eigh's eigenvectors)
+    assert abs(rho[0, 0, 1]) == pytest.approx(0.5, abs=1e-15)
+    expected = rho[0, 0, 1] * np.exp(1j * gap * times - gamma2 * times)
     np.testing.assert_allclose(rho[:, 0, 1], expected, rtol=0, atol=1e-11)
     lamb = np.real(np.diag(g.dense_blocks(g.lamb_shift_blocks)))
     np.testing.assert_allclose(lamb, [a_x**2 * shift[-w0] + a_z**2 * shift[0.0],
@@ -111,7 +113,7 @@ def test_two_level_coherence_decay_and_lamb_shift(a_x, a_z, beta):
 
 
 def test_lamb_shift_switches():
-    """lamb_shift=False on the bath or in build_generator gives H_LS = 0 and the bare gap."""
+    """lamb_shift=False on the bath or in build_generator gives H_LS = 0."""
     for bath, switch in ((baths.ohmic(0.06, 3.0, 1.0, lamb_shift=False), True),
                          (baths.ohmic(0.06, 3.0, 1.0), False)):
         model = models.build_model("two_level")
@@ -338,6 +340,24 @@ def test_disconnected_jump_graph_reports_several_steady_states():
     assert len(exact.steady_states(g)) == expected
 
 
+@pytest.mark.parametrize("beta, expected", [(1.0, 2), (np.inf, 2), (1.0, 1)])
+def test_steady_state_count_without_degeneracies(beta, expected):
+    """Non-degenerate spectrum (the Pauli-graph path of steady_state_dimension): the count is
+    the number of closed classes of the jump graph. H = diag(0, 1, 2.3, 3.7); a coupling that
+    only joins levels {0,1} and {2,3} leaves two closed classes at any temperature (at
+    beta = inf the classes are {0} and {2}); adding a 1-2 element joins them. Checked against
+    the SVD null space of exact.steady_states (an independent path)."""
+    H = np.diag([0.0, 1.0, 2.3, 3.7])
+    A = np.zeros((4, 4))
+    A[0, 1] = A[1, 0] = A[2, 3] = A[3, 2] = 1.0
+    if expected == 1:
+        A[1, 2] = A[2, 1] = 0.5
+    g = davies.build_generator(H, [A], [baths.ohmic(0.05, 5.0, beta)])
+    assert np.all(g.level_sizes == 1)
+    assert davies.diagnostics(g).steady_state_dimension == expected
+    assert len(exact.steady_states(g)) == expected
+
+
 # -- basis independence inside degenerate subspaces ---------------------------------------------
 
 DEGENERATE_CASES = [
@@ -451,6 +471,38 @@ def test_dropped_weight_reported():
     g = davies.build_generator(H, [A], [bath], drop_tol=0.0)
     assert g.dropped_weight[0] == 0.0
     assert np.any(np.isclose(g.channel_frequency, 3.0))
+
+
+def test_info_reports_margin_and_dropped_weight():
+    """``jumps info`` text carries the secular margin and the dropped weight (1e-28 for the
+    matrix of test_dropped_weight_reported), formatted from the generator's own numbers."""
+    from jumps.config import parse_config
+    from jumps.info import info_text
+    from jumps.run import build
+
+    raw = {"system": {"hamiltonian": [[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0]]},
+           "baths": [{"coupling": [[0.0, 1.0, 1e-14], [1.0, 0.0, 0.0], [1e-14, 0.0, 0.0]],
+                      "spectral_density": "ohmic", "eta": 0.05, "cutoff": 5.0, "beta": 1.0}]}
+    config = parse_config(raw)
+    g = build(config)
+    text = info_text(config, g, 0.0)
+    margin = davies.diagnostics(g).secular_margin
+    def line(label):
+        return next(row for row in text.splitlines() if label in row)
+
+    assert f"{margin:.6g}" in line("secular margin")
+    assert "1.000e-28" in line("dropped matrix-element weight")
+
+
+def test_zero_coupling_is_config_error():
+    """A zero coupling operator is refused with a ConfigError naming it (regression: an
+    IndexError from an empty frequency clustering, i.e. exit status 1 and a traceback)."""
+    from jumps.errors import ConfigError
+
+    bath = baths.ohmic(0.05, 5.0, 1.0)
+    with pytest.raises(ConfigError) as error:
+        davies.build_generator(np.diag([0.0, 1.0]), [SX, np.zeros((2, 2))], [bath, bath])
+    assert error.value.field == "baths[1].coupling"
 
 
 def test_cluster_frequencies_groups_within_tolerance():

@@ -240,3 +240,29 @@ def test_tfim_chain_agrees_with_qutip_brmesolve():
     theirs = qutip_expectations(model.hamiltonian, couplings, bath_list, rho0, times,
                                 observables, sec_cutoff)
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("model_name, params, coupling, count", [
+    ("collective_qubits", {"n": 2, "w0": 1.0}, "Sx", 2),
+    ("tfim_chain", {"n": 3, "J": 1.0, "h": 0.0, "hz": 0.37}, "sz:0", 8),
+    ("tfim_chain", {"n": 3, "J": 1.0, "h": 0.7, "hz": 0.37}, "sx:0", 1),
+])
+def test_steady_states_are_hermitian_stationary_and_independent(model_name, params, coupling,
+                                                                 count):
+    """exact.steady_states returns `count` linearly independent Hermitian matrices, each
+    annihilated by the Liouvillian, with unit trace where the trace is not 0 (its docstring).
+    Regression: with a degenerate steady space the SVD null vectors were arbitrary complex
+    mixtures, not Hermitian (errors ~0.1). Tolerance 1e-12 relative to the Liouvillian scale."""
+    model = models.build_model(model_name, params)
+    g = davies.build_generator(model.hamiltonian, [model.operator(coupling)],
+                               [baths.ohmic(0.05, 5.0, 1.0)])
+    states = exact.steady_states(g)
+    assert len(states) == count
+    L = exact.liouvillian(g)
+    scale = np.abs(L.data).max()
+    for rho in states:
+        np.testing.assert_allclose(rho, rho.conj().T, atol=1e-12)
+        assert np.abs(L @ rho.ravel()).max() < 1e-12 * scale
+        trace = np.trace(rho)
+        assert abs(trace - 1) < 1e-12 or abs(trace) < 1e-12
+    assert np.linalg.matrix_rank(np.array([rho.ravel() for rho in states]), tol=1e-8) == count
