@@ -291,11 +291,18 @@ def build_generator(hamiltonian: np.ndarray, couplings: list[np.ndarray], baths:
     channel_frequency = frequency[channel_key % (frequency.size + 1)]
     channel_rate = np.zeros(channel_key.size)
     channel_shift = np.zeros(channel_key.size)
+    # Baths with equal parameters (one per site, say) share one evaluation at the union of
+    # their frequencies.
+    groups: dict[tuple, list[int]] = {}
     for a, b in enumerate(baths):
-        mine = channel_bath == a
-        channel_rate[mine] = b.rates(channel_frequency[mine])
-        if lamb_shift and b.lamb_shift_enabled and np.any(mine):
-            channel_shift[mine] = b.lamb_shift(channel_frequency[mine])
+        groups.setdefault(b.key, []).append(a)
+    for members in groups.values():
+        b = baths[members[0]]
+        mine = np.isin(channel_bath, members)
+        frequencies, inverse = np.unique(channel_frequency[mine], return_inverse=True)
+        channel_rate[mine] = b.rates(frequencies)[inverse]
+        if lamb_shift and b.lamb_shift_enabled and frequencies.size:
+            channel_shift[mine] = b.lamb_shift(frequencies)[inverse]
     if not np.all(np.isfinite(channel_rate)) or np.any(channel_rate < 0):
         raise ConfigError("baths", "a bath gives negative or non-finite rates at the Bohr frequencies")
 
