@@ -32,7 +32,7 @@ def run(*command: str | Path, **kwargs) -> None:
 
 def setup() -> None:
     """Create .venv and install the package (editable) with its extras, once per pyproject."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script may be run by an older python3
         sys.exit(f"jumps needs Python >= 3.11, this is {sys.version.split()[0]}")
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text() == digest and PYTHON.exists():

@@ -11,10 +11,14 @@ Quick use::
 
 __version__ = "0.1.0"
 
-from .api import TrajectoryResult, davies_generator, solve_exact  # noqa: E402
-from .api import unravel_generator  # noqa: E402
-from .baths import drude_lorentz, from_callable, from_rates, ohmic, tabulated  # noqa: E402
-from .errors import ConfigError  # noqa: E402
+from .api import (
+           TrajectoryResult,
+           davies_generator,
+           solve_exact,
+           unravel_generator,
+)
+from .baths import drude_lorentz, from_callable, from_rates, ohmic, tabulated
+from .errors import ConfigError
 
 __all__ = ["ConfigError", "TrajectoryResult", "davies_generator", "drude_lorentz",
            "from_callable", "from_rates", "ohmic", "solve_exact", "tabulated", "unravel_generator"]

@@ -6,9 +6,10 @@ imported). Units: hbar = k_B = 1; a Bohr frequency ``w > 0`` is emission into th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

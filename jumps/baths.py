@@ -14,8 +14,9 @@ Conventions (hbar = k_B = 1, DESIGN.md section 2):
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -194,7 +195,7 @@ class LambShiftTable:
         self._nodes = np.cos(np.pi * (np.arange(n) + 0.5) / n)            # in (-1, 1)
         self._checks = np.cos(np.pi * np.arange(1, n) / n)                # between nodes
         edges = [low, high] if not low < 0 < high else [low, 0.0, high]
-        todo = [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+        todo = [(a, b) for a, b in itertools.pairwise(edges) if b > a]
         if not todo:
             todo = [(low - 1e-12, high + 1e-12)]
         accepted: list[tuple[float, float, np.ndarray]] = []

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         if under_mpi:
             parallel.abort_world(130)
         return 130
-    except Exception:
+    except Exception:  # noqa: BLE001 - the last resort: report, end every rank, exit 1
         prefix = f"jumps: rank {rank}: internal error" if under_mpi else "jumps: internal error"
         print(prefix, file=sys.stderr)
         traceback.print_exc()

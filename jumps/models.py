@@ -11,9 +11,9 @@ the left, and ``|0> = |up>`` is the ``sz = +1`` state.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import reduce
-from typing import Callable
 
 import numpy as np
 
@@ -172,7 +172,7 @@ def _require_float(params: dict, key: str, default: float) -> float:
 def _check_params(params: dict, allowed: set[str], model: str) -> None:
     unknown = set(params) - allowed
     if unknown:
-        raise ConfigError(f"system.params.{sorted(unknown)[0]}",
+        raise ConfigError(f"system.params.{min(unknown)}",
                           f"unknown parameter for model {model!r} (allowed: {', '.join(sorted(allowed))})")
 
 

@@ -17,7 +17,8 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +49,7 @@ class Comm:
 
     def __init__(self, mpi_comm: Any = None):
         self._comm = mpi_comm
+        self._windows: list = []
         self.rank = 0 if mpi_comm is None else mpi_comm.Get_rank()
         self.size = 1 if mpi_comm is None else mpi_comm.Get_size()
 
@@ -77,7 +79,58 @@ class Comm:
         self._comm.Reduce(array, out, op=MPI.SUM, root=0)
         return out
 
-    def dispatcher(self, next_chunk: Callable[[dict], int]) -> "Dispatcher":
+    def share(self, arrays: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+        """Give every rank rank 0's read-only arrays (``arrays`` is ignored on other ranks).
+
+        With MPI shared memory (the default) each node holds one copy, in windows allocated by
+        its first rank and filled by a broadcast among the nodes' first ranks; the returned
+        arrays are views of it and must not be written. ``JUMPS_SHARED_MEMORY=0`` broadcasts a
+        private copy to every rank instead (for comparison).
+        """
+        if self._comm is None:
+            return arrays
+        from mpi4py import MPI
+
+        layout = self.bcast({k: (v.shape, v.dtype.str) for k, v in arrays.items()}
+                            if self.rank == 0 else None)
+        if os.environ.get("JUMPS_SHARED_MEMORY", "1") in ("0", "false", "no"):
+            out = {}
+            for name, (shape, dtype) in layout.items():
+                array = arrays[name] if self.rank == 0 else np.empty(shape, dtype=dtype)
+                self._comm.Bcast(np.ascontiguousarray(array), root=0)
+                out[name] = array
+            return out
+        node = self._comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
+        leader = node.Get_rank() == 0
+        leaders = self._comm.Split(0 if leader else MPI.UNDEFINED, key=self.rank)
+        out = {}
+        for name, (shape, dtype) in layout.items():
+            dtype = np.dtype(dtype)
+            count = int(np.prod(shape))
+            if count == 0:
+                out[name] = np.empty(shape, dtype=dtype)
+                continue
+            window = MPI.Win.Allocate_shared(count * dtype.itemsize if leader else 0,
+                                             dtype.itemsize, comm=node)
+            buffer, _ = window.Shared_query(0)
+            array = np.frombuffer(buffer, dtype=dtype, count=count).reshape(shape)
+            if leader:
+                if self.rank == 0:
+                    array[...] = arrays[name]
+                if leaders.Get_size() > 1:
+                    leaders.Bcast(array, root=0)
+            node.Barrier()
+            self._windows.append(window)
+            out[name] = array
+        return out
+
+    def free_shared(self) -> None:
+        """Release the shared-memory windows (after the last use of shared arrays)."""
+        for window in self._windows:
+            window.Free()
+        self._windows.clear()
+
+    def dispatcher(self, next_chunk: Callable[[dict], int]) -> Dispatcher:
         """A chunk source. ``next_chunk(report)`` runs on rank 0 only and returns a chunk number
         (-1: no more work); ``report`` carries the asking rank's progress figures."""
         return Dispatcher(self, next_chunk)

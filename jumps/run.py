@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__, exact
+from . import __version__, checkpoint, exact, kernels, parallel, unravel
 from .config import RunConfig
 from .davies import DaviesGenerator, build_generator, diagnostics
 from .errors import ConfigError
@@ -118,147 +120,110 @@ def run_exact(config: RunConfig, out: Path, force: bool = False) -> dict[str, np
 
 # -- trajectories ------------------------------------------------------------------------------
 
-CHECKPOINT_DIR = "checkpoint"
-
 
 def default_chunk_size(trajectories: int) -> int:
     """About 200 chunks (load balance, progress, checkpoints), at most 1000 trajectories each."""
     return int(min(1000, max(1, -(-trajectories // 200))))
 
 
-def config_fingerprint(config: RunConfig) -> str:
-    """Hash of the config as run: a resumed run must have the same one."""
-    import hashlib
-    import json
-
-    text = json.dumps(config.raw, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+_ARRAY_GROUPS = ("engine", "initial")
 
 
-class _Plan:
-    """What every rank needs to run chunks: plain arrays, broadcast from rank 0."""
+@dataclass
+class Plan:
+    """What every rank needs to run chunks of trajectories.
 
-    def __init__(self, config: RunConfig, generator: DaviesGenerator):
-        from . import unravel
+    Built on rank 0 from the generator; its large arrays (the kernel's engine and initial state,
+    the observables in the eigenbasis, the eigenvectors) travel to the other ranks through
+    :meth:`jumps.parallel.Comm.share` (MPI shared memory), the rest by a small broadcast.
+    """
 
-        self.times = config.times
-        self.ntraj = config.trajectories
-        self.chunk = config.chunk_size or default_chunk_size(config.trajectories)
-        self.n_chunks = -(-self.ntraj // self.chunk)
-        self.key = unravel.seed_key(config.seed)
-        self.engine = unravel.pack_engine(generator)
-        psi0 = None if config.initial_state.kind == "gibbs" else (
-            generator.eigenvectors[:, config.initial_state.index]
-            if config.initial_state.kind == "eigenstate" else config.initial_state.vector)
-        self.initial = unravel.make_initial(generator, psi0)
-        self.names = list(config.observables)
-        self.density = config.store_density
-        # The generator without its baths (their Python callables need not travel).
-        from dataclasses import replace
+    times: np.ndarray
+    ntraj: int
+    chunk: int
+    key: np.ndarray
+    names: list[str]
+    density: str
+    n_baths: int
+    engine: kernels.Engine | None = None
+    initial: kernels.Initial | None = None
+    observables: np.ndarray | None = None
+    eigenvectors: np.ndarray | None = None
 
-        self.generator = replace(generator, baths=())
-        self.observables = config.observables
+    @classmethod
+    def build(cls, config: RunConfig, generator: DaviesGenerator) -> Plan:
+        state = config.initial_state
+        psi0 = None if state.kind == "gibbs" else (
+            generator.eigenvectors[:, state.index] if state.kind == "eigenstate" else state.vector)
+        engine = unravel.pack_engine(generator)
+        template = unravel.new_tally(generator, engine, config.times, config.observables,
+                                     config.store_density, 0)
+        return cls(times=config.times, ntraj=config.trajectories,
+                   chunk=config.chunk_size or default_chunk_size(config.trajectories),
+                   key=unravel.seed_key(config.seed), names=list(config.observables),
+                   density=config.store_density, n_baths=len(config.baths), engine=engine,
+                   initial=unravel.make_initial(generator, psi0),
+                   observables=template.observables, eigenvectors=template.eigenvectors)
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.ntraj // self.chunk)
 
     def chunk_range(self, chunk: int) -> tuple[int, int]:
         first = chunk * self.chunk
         return first, min(self.chunk, self.ntraj - first)
 
-    def new_tally(self, n_baths: int):
-        from . import unravel
+    def rows(self, chunks) -> np.ndarray:
+        """Global trajectory indices of a set of chunks, ascending."""
+        ranges = [self.chunk_range(c) for c in sorted(chunks)]
+        if not ranges:
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate([np.arange(first, first + n) for first, n in ranges]).astype(np.int64)
 
-        return unravel.new_tally(self.generator, self.engine, self.times, self.observables,
-                                 self.density, 0, n_baths)
+    def template(self) -> kernels.Tally:
+        return unravel.empty_tally(self.engine, self.times, self.observables, self.eigenvectors,
+                                   self.density, 0, self.n_baths)
 
+    @classmethod
+    def share(cls, root_plan: Plan | None, comm) -> Plan:
+        """Rank 0's plan on every rank (call on all ranks; ``root_plan`` is None elsewhere)."""
+        arrays, light = None, None
+        if comm.rank == 0:
+            arrays = {f"engine.{k}": v for k, v in root_plan.engine._asdict().items()}
+            arrays.update({f"initial.{k}": v for k, v in root_plan.initial._asdict().items()})
+            arrays.update(observables=root_plan.observables, eigenvectors=root_plan.eigenvectors)
+            light = replace(root_plan, engine=None, initial=None, observables=None,
+                            eigenvectors=None)
+        light = comm.bcast(light)
+        shared = comm.share(arrays)
+        group = {g: {k.split(".", 1)[1]: v for k, v in shared.items() if k.startswith(g + ".")}
+                 for g in _ARRAY_GROUPS}
+        return replace(light, engine=kernels.Engine(**group["engine"]),
+                       initial=kernels.Initial(**group["initial"]),
+                       observables=shared["observables"], eigenvectors=shared["eigenvectors"])
 
-def _first_observable_moments(plan: _Plan, tally) -> tuple[np.ndarray, np.ndarray] | None:
-    """Running sum and sum of squares of the first observable (pure-level part included)."""
-    if not plan.names:
-        return None
-    g = plan.generator
-    single = np.flatnonzero(g.level_sizes == 1)
-    diagonal = np.real(tally.observables[0].diagonal()[g.level_ptr[single]])
-    counts = tally.level_counts[:, single].astype(float)
-    return (tally.obs_sum[:, 0] + counts @ diagonal, tally.obs_sumsq[:, 0] + counts @ diagonal**2)
-
-
-class _Checkpoints:
-    """Per-rank checkpoint files ``checkpoint/a{attempt}-r{rank}.npz``.
-
-    Each attempt's rank files hold only the chunks finished in that attempt (its tallies start
-    from zero), so the files of all attempts are disjoint and a resume adds them up.
-    """
-
-    def __init__(self, out: Path, attempt: int, rank: int):
-        self.directory = Path(out) / CHECKPOINT_DIR
-        self.path = self.directory / f"a{attempt:03d}-r{rank:04d}.npz"
-
-    def write(self, sums: dict, chunks: list[int], heat: np.ndarray, n_jumps: np.ndarray,
-              rows: np.ndarray) -> None:
-        from .io import write_npz
-
-        write_npz(self.path, {**{f"sum_{k}": v for k, v in sums.items()},
-                              "chunks": np.array(chunks, dtype=np.int64),
-                              "rows": rows, "heat": heat[rows], "n_jumps": n_jumps[rows]})
-
-    @staticmethod
-    def load_all(out: Path) -> list[dict[str, np.ndarray]]:
-        directory = Path(out) / CHECKPOINT_DIR
-        states = []
-        for path in sorted(directory.glob("a*-r*.npz")):
-            with np.load(path) as data:
-                states.append({k: data[k] for k in data.files})
-        return states
-
-
-def _resume_state(out: Path, plan: _Plan, fingerprint: str, resume: bool, force: bool):
-    """On rank 0: (attempt number, previous chunks, summed previous state) for this run."""
-    import json
-    import shutil
-
-    directory = Path(out) / CHECKPOINT_DIR
-    plan_file = directory / "plan.json"
-    expected = {"fingerprint": fingerprint, "ntraj": plan.ntraj, "chunk": plan.chunk}
-    if directory.exists() and not resume:
-        if not force:
-            raise ConfigError("--out", f"{out} holds an interrupted run: use --resume to continue "
-                                       "it or --force to start over")
-        shutil.rmtree(directory)
-    if not directory.exists():
-        directory.mkdir(parents=True)
-        from .io import write_json
-
-        write_json(plan_file, expected)
-        return 1, set(), None
-    if not plan_file.exists() or json.loads(plan_file.read_text()) != expected:
-        raise ConfigError("--resume", "the config, trajectory count or chunk size changed since "
-                                      "the interrupted run; use --force to start over")
-    states = _Checkpoints.load_all(out)
-    attempts = [int(p.name[1:4]) for p in directory.glob("a*-r*.npz")]
-    if not states:
-        return 1 + max(attempts, default=0), set(), None
-    from .unravel import Accumulator
-
-    accumulator = Accumulator()
-    done: set[int] = set()
-    for state in states:
-        done.update(state["chunks"].tolist())
-        accumulator.add({k: v for k, v in state.items() if k.startswith("sum_")})
-    base = {**accumulator.sums(), "rows": [s["rows"] for s in states],
-            "heat": [s["heat"] for s in states], "n_jumps": [s["n_jumps"] for s in states]}
-    return 1 + max(attempts, default=0), done, base
+    def first_observable_moments(self, sums: dict[str, np.ndarray]):
+        """Sum and sum of squares over trajectories of the first observable, per time."""
+        if not self.names:
+            return None
+        level_ptr = self.engine.level_ptr
+        single = np.flatnonzero(np.diff(level_ptr) == 1)
+        diagonal = np.real(self.observables[0].diagonal()[level_ptr[single]])
+        counts = sums["level_counts"][:, single].astype(float)
+        return (sums["obs_sum"][:, 0] + counts @ diagonal,
+                sums["obs_sumsq"][:, 0] + counts @ diagonal**2)
 
 
 class _Scheduler:
-    """Rank 0's bookkeeping: which chunk comes next, global progress, early stop."""
+    """Rank 0's bookkeeping: the next chunk, global progress, and the early stop."""
 
-    def __init__(self, plan: _Plan, done: set[int], target_stderr: float | None, base_moments):
-        self.plan = plan
+    def __init__(self, plan: Plan, done: set[int], target_stderr: float | None, base_moments):
         self.todo = (c for c in range(plan.n_chunks) if c not in done)
         self.done_trajectories = sum(plan.chunk_range(c)[1] for c in done)
         self.jumps = 0
         self.stopped = False
         self.target = target_stderr
-        self.moments = {}
+        self.moments: dict[int, tuple] = {}
         self.base_moments = base_moments
 
     def next_chunk(self, report: dict) -> int:
@@ -268,74 +233,88 @@ class _Scheduler:
             self.moments[report["rank"]] = report["moments"]
         if self.target is not None and not self.stopped:
             self.stopped = self._converged()
-        if self.stopped:
-            return -1
-        return next(self.todo, -1)
+        return -1 if self.stopped else next(self.todo, -1)
 
     def _converged(self) -> bool:
         if not self.moments or self.done_trajectories < 100:
             return False
-        total = sum(m[0] for m in self.moments.values())
-        total_sq = sum(m[1] for m in self.moments.values())
-        if self.base_moments is not None:
-            total, total_sq = total + self.base_moments[0], total_sq + self.base_moments[1]
-        n = self.done_trajectories
-        variance = np.maximum(total_sq - total**2 / n, 0.0) / (n - 1)
-        return float(np.sqrt(variance.max() / n)) < self.target
+        parts = list(self.moments.values()) + ([self.base_moments] if self.base_moments else [])
+        total = sum(p[0] for p in parts)
+        total_sq = sum(p[1] for p in parts)
+        _, stderr = unravel.mean_stderr(total, total_sq, self.done_trajectories)
+        return float(stderr.max()) < self.target
 
 
 def run_trajectories(config: RunConfig, out: Path, force: bool = False, resume: bool = False,
                      quiet: bool = False, target_stderr: float | None = None, comm=None) -> int:
     """Unravel the config's master equation into trajectories; write the result directory.
 
-    Runs on every rank of ``comm`` (default: MPI world when launched by mpirun, else serial).
-    Returns the exit status.
+    Runs on every rank of ``comm`` (default: the MPI world when launched by mpirun, else one
+    rank). Returns the exit status.
     """
-    from . import kernels, parallel, unravel
-
     comm = comm or parallel.get_comm()
-    timings = {}
     start = time.perf_counter()
-
-    def prepare():
-        if comm.rank != 0:
-            return None
-        if (Path(out) / META_FILE).exists() and resume and not force:
-            return "complete"
-        prepare_output(out, force, resume)
-        generator = build(config)
-        timings["build_seconds"] = time.perf_counter() - start
-        plan = _Plan(config, generator)
-        attempt, done, base = _resume_state(out, plan, config_fingerprint(config), resume, force)
-        compile_start = time.perf_counter()
-        kernels.run_chunk(plan.engine, plan.initial, plan.new_tally(len(config.baths)), plan.key, 0, 0)
-        timings["compile_seconds"] = time.perf_counter() - compile_start
-        return plan, attempt, done, base, generator
-
-    prepared = parallel.agree_or_exit(comm, prepare)
-    status = comm.bcast("complete" if prepared == "complete" else None)
-    if status == "complete":
+    prepared = parallel.agree_or_exit(
+        comm, lambda: _prepare(config, out, force, resume) if comm.rank == 0 else None)
+    if comm.bcast(prepared == "complete"):
         if comm.rank == 0:
             print(f"{out}: the run is already complete")
         return 0
-    plan, attempt, done = comm.bcast(None if comm.rank else prepared[:3])
-    base = prepared[3] if comm.rank == 0 else None
-    full_generator = prepared[4] if comm.rank == 0 else None
+    generator, plan, previous, timings = prepared if comm.rank == 0 else (None, None, None, {})
+    plan = Plan.share(plan, comm) if comm.is_parallel else plan
+    done = comm.bcast(previous.chunks if comm.rank == 0 else None)
+    attempt = comm.bcast(previous.attempt if comm.rank == 0 else None)
+    runner, my_chunks, run_seconds = _work(comm, plan, config, out, attempt, done, previous,
+                                           quiet, target_stderr)
+    merged = {name: comm.reduce_sum(value) for name, value in runner.sums().items()}
+    heat, n_jumps = comm.reduce_sum(runner.heat), comm.reduce_sum(runner.n_jumps)
+    finished = set(done).union(*map(set, comm.allgather(my_chunks)))
+    peak_rss = comm.allgather(_peak_rss_mb())
+    if comm.rank != 0:
+        comm.free_shared()  # collective with rank 0's call below, after it has written
+        return 0
+    timings.update(run_seconds=run_seconds, wall_seconds=time.perf_counter() - start,
+                   peak_rss_mb_per_rank=peak_rss, shared_memory=comm.is_parallel and
+                   os.environ.get("JUMPS_SHARED_MEMORY", "1") not in ("0", "false", "no"))
+    _finish(config, out, generator, plan, runner, merged, heat, n_jumps, finished, previous,
+            comm.size, timings, target_stderr, quiet)
+    comm.free_shared()
+    return 0
 
-    template = plan.new_tally(len(config.baths))
-    runner = unravel.ChunkRunner(plan.engine, plan.initial, template, plan.key, plan.ntraj)
-    checkpoints = _Checkpoints(out, attempt, comm.rank)
-    my_chunks: list[int] = []
-    base_moments = None
-    if base is not None and plan.names:
-        base_moments = _first_observable_moments(
-            plan, template._replace(**{k: base[f"sum_{k}"] for k in unravel.SUM_FIELDS}))
-    scheduler = _Scheduler(plan, done, target_stderr, base_moments) if comm.rank == 0 else None
+
+def _prepare(config: RunConfig, out: Path, force: bool, resume: bool):
+    """Rank 0: output directory, generator, plan, earlier attempts, and the Numba compile
+    (done here, before other ranks load the on-disk cache, so they never compile at once)."""
+    if (Path(out) / META_FILE).exists() and resume and not force:
+        return "complete"
+    prepare_output(out, force, resume)
+    start = time.perf_counter()
+    generator = build(config)
+    timings = {"build_seconds": time.perf_counter() - start}
+    plan = Plan.build(config, generator)
+    identity = {"fingerprint": checkpoint.fingerprint(config.raw), "ntraj": plan.ntraj,
+                "chunk": plan.chunk}
+    previous = checkpoint.start_or_resume(out, identity, resume, force)
+    start = time.perf_counter()
+    kernels.run_chunk(plan.engine, plan.initial, plan.template(), plan.key, 0, 0)
+    timings["compile_seconds"] = time.perf_counter() - start
+    return generator, plan, previous, timings
+
+
+def _work(comm, plan: Plan, config: RunConfig, out: Path, attempt: int, done: set[int],
+          previous, quiet: bool, target_stderr: float | None):
+    """Every rank: take chunks from the dispatcher until there are none; checkpoint on the way."""
+    runner = unravel.ChunkRunner(plan.engine, plan.initial, plan.template(), plan.key, plan.ntraj)
+    saver = checkpoint.RankCheckpoint(out, attempt, comm.rank)
+    scheduler = None
+    if comm.rank == 0:
+        base = plan.first_observable_moments(previous.sums) if previous.sums else None
+        scheduler = _Scheduler(plan, done, target_stderr, base)
     dispatcher = comm.dispatcher(scheduler.next_chunk if scheduler else None)
-    bar = _progress(plan, done, quiet) if comm.rank == 0 else None
-    run_start = time.perf_counter()
-    last_checkpoint = run_start
+    bar = _progress(plan, scheduler.done_trajectories, quiet) if scheduler else None
+    my_chunks: list[int] = []
     report: dict = {"rank": comm.rank}
+    start = last_save = time.perf_counter()
     while True:
         parallel.inject_fault(comm.rank, len(my_chunks))
         chunk = dispatcher.request(report)
@@ -344,69 +323,56 @@ def run_trajectories(config: RunConfig, out: Path, force: bool = False, resume: 
         first, count = plan.chunk_range(chunk)
         jumps = runner.run(first, count)
         my_chunks.append(chunk)
-        report = {"rank": comm.rank, "trajectories": count, "jumps": jumps,
-                  "moments": _first_observable_moments(plan, template._replace(**runner.sums()))
-                  if target_stderr else None}
+        report = {"rank": comm.rank, "trajectories": count, "jumps": jumps, "moments":
+                  plan.first_observable_moments(runner.sums()) if target_stderr else None}
         if bar is not None:
             bar.update(scheduler.done_trajectories + count - bar.n)
-            elapsed = time.perf_counter() - run_start
-            bar.set_postfix_str(f"{(scheduler.jumps + jumps) / max(elapsed, 1e-9):.3g} jumps/s", refresh=False)
-        now = time.perf_counter()
-        if now - last_checkpoint > config.checkpoint_seconds:
-            checkpoints.write(runner.sums(), my_chunks, runner.heat, runner.n_jumps,
-                              _rows(plan, my_chunks))
-            last_checkpoint = now
+            rate = (scheduler.jumps + jumps) / max(time.perf_counter() - start, 1e-9)
+            bar.set_postfix_str(f"{rate:.3g} jumps/s", refresh=False)
+        if time.perf_counter() - last_save > config.checkpoint_seconds:
+            saver.write(runner.sums(), my_chunks, plan.rows(my_chunks), runner.heat, runner.n_jumps)
+            last_save = time.perf_counter()
     dispatcher.close()
-    run_seconds = time.perf_counter() - run_start
     if bar is not None:
         bar.close()
-    merged = {name: comm.reduce_sum(value) for name, value in runner.sums().items()}
-    heat = comm.reduce_sum(runner.heat)
-    n_jumps = comm.reduce_sum(runner.n_jumps)
-    all_chunks = comm.allgather(my_chunks)
-    if comm.rank != 0:
-        return 0
-    finished = set(done).union(*map(set, all_chunks))
-    if base is not None:
-        for name in merged:
-            merged[name] = merged[name] + base[f"sum_{name}"]
-        for rows, h, n in zip(base["rows"], base["heat"], base["n_jumps"]):
+    return runner, my_chunks, time.perf_counter() - start
+
+
+def _finish(config, out, generator, plan, runner, merged, heat, n_jumps, finished, previous,
+            ranks, timings, target_stderr, quiet) -> None:
+    """Rank 0: add earlier attempts, average, write the result, remove the checkpoints."""
+    if previous.sums is not None:
+        merged = {name: merged[name] + previous.sums[name] for name in merged}
+        for rows, h, n in zip(previous.rows, previous.heat, previous.n_jumps):
             heat[rows], n_jumps[rows] = h, n
-    rows = _rows(plan, sorted(finished))
-    n = rows.size
-    jump_list = runner.jump_list(min(config.record_jumps, n)) if config.record_jumps else {}
-    timings["run_seconds"] = run_seconds
-    arrays = {"times": plan.times, **generator_arrays(full_generator),
-              **unravel.finalize(plan.generator, plan.engine, merged, n, plan.names, template.observables),
+    rows = plan.rows(finished)
+    jump_list = runner.jump_list(min(config.record_jumps, rows.size)) if config.record_jumps else {}
+    arrays = {"times": plan.times, **generator_arrays(generator),
+              **unravel.finalize(generator, plan.engine, merged, rows.size, plan.names,
+                                 plan.observables),
               "heat": heat[rows], "n_jumps": n_jumps[rows], "trajectory_index": rows, **jump_list}
     total_jumps = int(arrays["n_jumps"].sum())
-    meta = metadata(config, full_generator, "trajectories", seed=config.seed,
-                    trajectories=n, trajectories_requested=plan.ntraj, ranks=comm.size,
-                    chunk_size=plan.chunk, attempts=attempt, total_jumps=total_jumps,
-                    jumps_per_second=total_jumps / max(run_seconds, 1e-9) if attempt == 1 else None,
-                    target_stderr=target_stderr, wall_seconds=time.perf_counter() - start,
-                    **timings)
+    first_attempt = previous.attempt == 1
+    meta = metadata(config, generator, "trajectories", seed=config.seed, trajectories=int(rows.size),
+                    trajectories_requested=plan.ntraj, ranks=ranks, chunk_size=plan.chunk,
+                    attempts=previous.attempt, total_jumps=total_jumps,
+                    jumps_per_second=total_jumps / max(timings["run_seconds"], 1e-9) if first_attempt else None,
+                    target_stderr=target_stderr, **timings)
     write_results(out, arrays, meta)
-    import shutil
-
-    shutil.rmtree(Path(out) / CHECKPOINT_DIR, ignore_errors=True)
+    checkpoint.remove(out)
     if not quiet:
-        print(f"{n} trajectories, {total_jumps} jumps in {run_seconds:.2f} s on {comm.size} "
-              f"rank(s) -> {out}", file=sys.stderr)
-    return 0
+        print(f"{rows.size} trajectories, {total_jumps} jumps in {timings['run_seconds']:.2f} s "
+              f"on {ranks} rank(s) -> {out}", file=sys.stderr)
 
 
-def _rows(plan: _Plan, chunks) -> np.ndarray:
-    """Global trajectory indices of a set of chunks, ascending."""
-    if not len(chunks):
-        return np.zeros(0, dtype=np.int64)
-    ranges = [plan.chunk_range(c) for c in sorted(chunks)]
-    return np.concatenate([np.arange(first, first + count) for first, count in ranges]).astype(np.int64)
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _progress(plan: _Plan, done: set[int], quiet: bool):
+def _progress(plan: Plan, initial: int, quiet: bool):
     from tqdm import tqdm
 
-    initial = sum(plan.chunk_range(c)[1] for c in done)
     return tqdm(total=plan.ntraj, initial=initial, unit="traj", disable=quiet or None,
                 dynamic_ncols=True, file=sys.stderr)

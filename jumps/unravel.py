@@ -128,26 +128,36 @@ def new_tally(generator: DaviesGenerator, engine: kernels.Engine, times: np.ndar
               observables: dict[str, np.ndarray], density: str, count: int,
               n_baths: int | None = None) -> kernels.Tally:
     """Zeroed running sums; per-trajectory arrays sized for ``count`` trajectories."""
-    d, T, L = generator.dimension, times.size, generator.n_levels
+    d = generator.dimension
     obs = np.array([generator.to_energy_basis(as_array(o).astype(complex)) for o in observables.values()],
                    dtype=complex).reshape(len(observables), d, d)
+    return empty_tally(engine, np.ascontiguousarray(times, dtype=float), obs,
+                       np.ascontiguousarray(generator.eigenvectors), density, count,
+                       len(generator.baths) if n_baths is None else n_baths)
+
+
+def empty_tally(engine: kernels.Engine, times: np.ndarray, observables_eig: np.ndarray,
+                eigenvectors: np.ndarray, density: str, count: int, n_baths: int) -> kernels.Tally:
+    """A zeroed Tally from the engine and the read-only arrays (no generator needed: this is
+    what ranks other than 0 use, with those arrays in shared memory)."""
+    d, L = engine.level_of.size, engine.level_ptr.size - 1
+    T, n_obs = times.size, observables_eig.shape[0]
     full = density == "full"
     diagonal = density == "diagonal"
     return kernels.Tally(
-        times=np.ascontiguousarray(times, dtype=float),
+        times=times,
         level_counts=np.zeros((T, L), dtype=np.int64),
         pop_sum=np.zeros((T, d)), pop_sumsq=np.zeros((T, d)),
-        observables=obs, obs_sum=np.zeros((T, len(observables))),
-        obs_sumsq=np.zeros((T, len(observables))),
-        eigenvectors=np.ascontiguousarray(generator.eigenvectors),
+        observables=observables_eig, obs_sum=np.zeros((T, n_obs)), obs_sumsq=np.zeros((T, n_obs)),
+        eigenvectors=eigenvectors,
         rho_sum=np.zeros((T, d, d) if full else (0, 0, 0), dtype=complex),
         rho_sumsq=np.zeros((T, d, d) if full else (0, 0, 0), dtype=complex),
         rhodiag_sum=np.zeros((T, d) if diagonal else (0, 0)),
         rhodiag_sumsq=np.zeros((T, d) if diagonal else (0, 0)),
-        jump_counts=np.zeros(generator.n_channels, dtype=np.int64),
+        jump_counts=np.zeros(engine.chan_ptr.size - 1, dtype=np.int64),
         trans_counts=np.zeros(engine.trans_channel.size, dtype=np.int64),
         occupation_time=np.zeros(L),
-        heat=np.zeros((count, len(generator.baths) if n_baths is None else n_baths)),
+        heat=np.zeros((count, n_baths)),
         n_jumps=np.zeros(count, dtype=np.int64),
         log_time=np.zeros(0), log_channel=np.zeros(0, dtype=np.int64),
         log_count=np.zeros(1, dtype=np.int64),
@@ -167,7 +177,7 @@ def seed_key(seed: int) -> np.ndarray:
     return np.random.SeedSequence(seed).generate_state(2, dtype=np.uint64)
 
 
-def _mean_stderr(total: np.ndarray, total_sq: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def mean_stderr(total: np.ndarray, total_sq: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard error from the sum and the sum of squares of ``n`` samples.
 
     ``sum x^2 - (sum x)^2 / n`` carries rounding noise of order ``eps * sum x^2``; a variance
@@ -199,26 +209,26 @@ def finalize(generator: DaviesGenerator, engine: kernels.Engine, sums: dict[str,
     pop, pop_sq = sums["pop_sum"].copy(), sums["pop_sumsq"].copy()
     pop[:, index] += pure
     pop_sq[:, index] += pure
-    out["populations"], out["populations_stderr"] = _mean_stderr(pop, pop_sq, n)
+    out["populations"], out["populations_stderr"] = mean_stderr(pop, pop_sq, n)
     for o, name in enumerate(observable_names):
         diagonal = np.real(observables_eig[o].diagonal()[index])
         total = sums["obs_sum"][:, o] + pure @ diagonal
         total_sq = sums["obs_sumsq"][:, o] + pure @ diagonal**2
-        out[f"expect_{name}"], out[f"expect_{name}_stderr"] = _mean_stderr(total, total_sq, n)
+        out[f"expect_{name}"], out[f"expect_{name}_stderr"] = mean_stderr(total, total_sq, n)
     vectors = g.eigenvectors[:, index]                               # (d, Ls)
     if sums["rho_sum"].size:
         outer = vectors[:, None, :] * vectors.conj()[None, :, :]     # (d, d, Ls)
         total = sums["rho_sum"] + np.einsum("tl,ijl->tij", pure, outer)
         sq_re = sums["rho_sumsq"].real + np.einsum("tl,ijl->tij", pure, outer.real**2)
         sq_im = sums["rho_sumsq"].imag + np.einsum("tl,ijl->tij", pure, outer.imag**2)
-        mean_re, err_re = _mean_stderr(total.real, sq_re, n)
-        mean_im, err_im = _mean_stderr(total.imag, sq_im, n)
+        mean_re, err_re = mean_stderr(total.real, sq_re, n)
+        mean_im, err_im = mean_stderr(total.imag, sq_im, n)
         out["rho"], out["rho_stderr"] = mean_re + 1j * mean_im, err_re + 1j * err_im
     if sums["rhodiag_sum"].size:
         weights = np.abs(vectors) ** 2                               # (d, Ls)
         total = sums["rhodiag_sum"] + pure @ weights.T
         total_sq = sums["rhodiag_sumsq"] + pure @ (weights**2).T
-        out["rho_diagonal"], out["rho_diagonal_stderr"] = _mean_stderr(total, total_sq, n)
+        out["rho_diagonal"], out["rho_diagonal_stderr"] = mean_stderr(total, total_sq, n)
     out.update(transition_arrays(engine, sums["trans_counts"]))
     out["jump_counts"] = sums["jump_counts"]
     out["occupation_time"] = sums["occupation_time"]

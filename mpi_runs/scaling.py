@@ -65,10 +65,11 @@ def main() -> None:
                      samples[0]["jumps"]))
     base_run = rows[0][1]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    lines = [f"{args.mode} scaling of {args.config} (median of {args.repeat}; load before: {load:.2f}; "
-             f"{os.cpu_count()} cores)",
-             f"{'ranks':>5} {'trajectories':>12} {'run s':>9} {'wall s':>9} {'speed-up':>9} "
-             f"{'efficiency':>10} {'traj/s':>10} {'jumps/s':>11}"]
+    title = (f"{args.mode} scaling of {args.config} (median of {args.repeat}; "
+             f"load before: {load:.2f}; {os.cpu_count()} cores)")
+    header = (f"{'ranks':>5} {'trajectories':>12} {'run s':>9} {'wall s':>9} {'speed-up':>9} "
+              f"{'efficiency':>10} {'traj/s':>10} {'jumps/s':>11}")
+    lines = [title, header]
     for ranks, run_s, wall_s, ntraj, jumps in rows:
         if args.mode == "strong":
             speedup = base_run / run_s
