@@ -116,13 +116,14 @@ def unravel_generator(generator: DaviesGenerator, psi0: Any = None, times: Any =
         density = "full" if generator.dimension <= 64 else "diagonal"
     engine = unravel.pack_engine(generator)
     initial = unravel.make_initial(generator, psi0)
-    template = unravel.new_tally(generator, engine, times, observables, density, 0)
+    template = unravel.new_tally(generator, engine, times, observables, density, 0,
+                                 amplitude=unravel.amplitude_possible(engine, initial))
     runner = unravel.ChunkRunner(engine, initial, template, unravel.seed_key(seed), trajectories)
     for first in range(0, trajectories, chunk_size):
         runner.run(first, min(chunk_size, trajectories - first))
     arrays = {"times": times, "energies": generator.energies,
               **unravel.finalize(generator, engine, runner.sums(), trajectories, list(observables),
-                                 template.observables),
+                                 template.observables, density),
               "heat": runner.heat, "n_jumps": runner.n_jumps,
               "channel_bath": generator.channel_bath, "channel_frequency": generator.channel_frequency,
               "channel_rate": generator.channel_rate}

@@ -182,7 +182,8 @@ class Plan:
 
     def template(self) -> kernels.Tally:
         return unravel.empty_tally(self.engine, self.times, self.observables, self.eigenvectors,
-                                   self.density, 0, self.n_baths)
+                                   self.density, 0, self.n_baths,
+                                   unravel.amplitude_possible(self.engine, self.initial))
 
     @classmethod
     def share(cls, root_plan: Plan | None, comm) -> Plan:
@@ -210,8 +211,10 @@ class Plan:
         single = np.flatnonzero(np.diff(level_ptr) == 1)
         diagonal = np.real(self.observables[0].diagonal()[level_ptr[single]])
         counts = sums["level_counts"][:, single].astype(float)
-        return (sums["obs_sum"][:, 0] + counts @ diagonal,
-                sums["obs_sumsq"][:, 0] + counts @ diagonal**2)
+        total, total_sq = counts @ diagonal, counts @ diagonal**2
+        if sums["obs_sum"].size:
+            total, total_sq = total + sums["obs_sum"][:, 0], total_sq + sums["obs_sumsq"][:, 0]
+        return total, total_sq
 
 
 class _Scheduler:
@@ -349,7 +352,7 @@ def _finish(config, out, generator, plan, runner, merged, heat, n_jumps, finishe
     jump_list = runner.jump_list(min(config.record_jumps, rows.size)) if config.record_jumps else {}
     arrays = {"times": plan.times, **generator_arrays(generator),
               **unravel.finalize(generator, plan.engine, merged, rows.size, plan.names,
-                                 plan.observables),
+                                 plan.observables, plan.density),
               "heat": heat[rows], "n_jumps": n_jumps[rows], "trajectory_index": rows, **jump_list}
     total_jumps = int(arrays["n_jumps"].sum())
     first_attempt = previous.attempt == 1

@@ -16,10 +16,12 @@ from . import kernels
 from .davies import DaviesGenerator
 from .errors import ConfigError
 
-# Names of the tally arrays that are sums over trajectories (merged by addition).
-SUM_FIELDS = ("level_counts", "pop_sum", "pop_sumsq", "obs_sum", "obs_sumsq", "rho_sum",
-              "rho_sumsq", "rhodiag_sum", "rhodiag_sumsq", "jump_counts", "trans_counts",
-              "occupation_time")
+# Tally arrays that are sums over trajectories. Integer counts add exactly in any order and
+# accumulate in place; float sums are made per chunk and merged with compensation.
+INT_FIELDS = ("level_counts", "jump_counts", "trans_counts")
+FLOAT_FIELDS = ("pop_sum", "pop_sumsq", "obs_sum", "obs_sumsq", "rho_sum", "rho_sumsq",
+                "rhodiag_sum", "rhodiag_sumsq", "occupation_time")
+SUM_FIELDS = INT_FIELDS + FLOAT_FIELDS
 
 
 def as_array(value: Any) -> np.ndarray:
@@ -126,27 +128,43 @@ def make_initial(generator: DaviesGenerator, psi0: np.ndarray | None) -> kernels
 
 def new_tally(generator: DaviesGenerator, engine: kernels.Engine, times: np.ndarray,
               observables: dict[str, np.ndarray], density: str, count: int,
-              n_baths: int | None = None) -> kernels.Tally:
-    """Zeroed running sums; per-trajectory arrays sized for ``count`` trajectories."""
+              n_baths: int | None = None, amplitude: bool = True) -> kernels.Tally:
+    """Zeroed running sums; per-trajectory arrays sized for ``count`` trajectories
+    (``amplitude``: see :func:`empty_tally`)."""
     d = generator.dimension
     obs = np.array([generator.to_energy_basis(as_array(o).astype(complex)) for o in observables.values()],
                    dtype=complex).reshape(len(observables), d, d)
     return empty_tally(engine, np.ascontiguousarray(times, dtype=float), obs,
                        np.ascontiguousarray(generator.eigenvectors), density, count,
-                       len(generator.baths) if n_baths is None else n_baths)
+                       len(generator.baths) if n_baths is None else n_baths, amplitude)
+
+
+def amplitude_possible(engine: kernels.Engine, initial: kernels.Initial) -> bool:
+    """Can a trajectory ever leave pure mode? Not if every level is non-degenerate and every
+    initial state is one eigenstate (an eigenstate, or Gibbs sampling)."""
+    if np.any(np.diff(engine.level_ptr) > 1):
+        return True
+    return initial.cumulative.size == 0 and np.count_nonzero(initial.psi) > 1
 
 
 def empty_tally(engine: kernels.Engine, times: np.ndarray, observables_eig: np.ndarray,
-                eigenvectors: np.ndarray, density: str, count: int, n_baths: int) -> kernels.Tally:
+                eigenvectors: np.ndarray, density: str, count: int, n_baths: int,
+                amplitude: bool = True) -> kernels.Tally:
     """A zeroed Tally from the engine and the read-only arrays (no generator needed: this is
-    what ranks other than 0 use, with those arrays in shared memory)."""
+    what ranks other than 0 use, with those arrays in shared memory).
+
+    ``amplitude=False`` (see :func:`amplitude_possible`) gives the amplitude-mode sums zero
+    size: they would never be written, and a pure-mode run then costs no (T, d) arrays per chunk.
+    """
     d, L = engine.level_of.size, engine.level_ptr.size - 1
     T, n_obs = times.size, observables_eig.shape[0]
     full = density == "full"
     diagonal = density == "diagonal"
+    if not amplitude:
+        T = 0
     return kernels.Tally(
         times=times,
-        level_counts=np.zeros((T, L), dtype=np.int64),
+        level_counts=np.zeros((times.size, L), dtype=np.int64),
         pop_sum=np.zeros((T, d)), pop_sumsq=np.zeros((T, d)),
         observables=observables_eig, obs_sum=np.zeros((T, n_obs)), obs_sumsq=np.zeros((T, n_obs)),
         eigenvectors=eigenvectors,
@@ -164,11 +182,13 @@ def empty_tally(engine: kernels.Engine, times: np.ndarray, observables_eig: np.n
     )
 
 
-def fresh_tally(template: kernels.Tally, count: int) -> kernels.Tally:
-    """Zeroed sums shaped like ``template`` (sharing its read-only arrays), for ``count``
-    trajectories."""
-    zeros = {name: np.zeros_like(getattr(template, name)) for name in SUM_FIELDS}
-    return template._replace(**zeros, heat=np.zeros((count, template.heat.shape[1])),
+def fresh_tally(template: kernels.Tally, count: int,
+                counters: dict[str, np.ndarray] | None = None) -> kernels.Tally:
+    """Zeroed float sums shaped like ``template`` (sharing its read-only arrays), for ``count``
+    trajectories; the integer counters are ``counters`` (accumulated in place) or zeros."""
+    zeros = {name: np.zeros_like(getattr(template, name)) for name in FLOAT_FIELDS}
+    counters = counters or {name: np.zeros_like(getattr(template, name)) for name in INT_FIELDS}
+    return template._replace(**zeros, **counters, heat=np.zeros((count, template.heat.shape[1])),
                              n_jumps=np.zeros(count, dtype=np.int64))
 
 
@@ -193,14 +213,30 @@ def mean_stderr(total: np.ndarray, total_sq: np.ndarray, n: int) -> tuple[np.nda
     return mean, np.sqrt(variance / n)
 
 
+def _full_size(sums: dict[str, np.ndarray], n_obs: int, d: int, density: str | None) -> dict:
+    """Sums with zero-size amplitude-mode arrays (a pure-mode run) replaced by zeros."""
+    T = sums["level_counts"].shape[0]
+    if sums["pop_sum"].size or not T:
+        return sums
+    shapes = {"pop_sum": (T, d), "pop_sumsq": (T, d), "obs_sum": (T, n_obs), "obs_sumsq": (T, n_obs),
+              "rho_sum": (T, d, d) if density == "full" else (0, 0, 0),
+              "rho_sumsq": (T, d, d) if density == "full" else (0, 0, 0),
+              "rhodiag_sum": (T, d) if density == "diagonal" else (0, 0),
+              "rhodiag_sumsq": (T, d) if density == "diagonal" else (0, 0)}
+    dtypes = {"rho_sum": complex, "rho_sumsq": complex}
+    return {**sums, **{k: np.zeros(shape, dtype=dtypes.get(k, float)) for k, shape in shapes.items()}}
+
+
 def finalize(generator: DaviesGenerator, engine: kernels.Engine, sums: dict[str, np.ndarray],
-             n: int, observable_names: list[str], observables_eig: np.ndarray) -> dict[str, np.ndarray]:
+             n: int, observable_names: list[str], observables_eig: np.ndarray,
+             density: str | None = None) -> dict[str, np.ndarray]:
     """Means and standard errors from the running sums of ``n`` trajectories.
 
     Trajectories in the eigenstate of a non-degenerate level were only counted; their
     contributions to every average (and its second moment) are added here.
     """
     g = generator
+    sums = _full_size(sums, observables_eig.shape[0], g.dimension, density)
     counts = sums["level_counts"].astype(float)                    # (T, L)
     single = np.flatnonzero(g.level_sizes == 1)
     index = g.level_ptr[single]                                      # eigen-index of each
@@ -295,15 +331,16 @@ class ChunkRunner:
     def __init__(self, engine: kernels.Engine, initial: kernels.Initial, template: kernels.Tally,
                  key: np.ndarray, ntraj: int):
         self.engine, self.initial, self.template, self.key = engine, initial, template, key
+        self.counters = {name: np.zeros_like(getattr(template, name)) for name in INT_FIELDS}
         self.accumulator = Accumulator()
         self.heat = np.zeros((ntraj, template.heat.shape[1]))
         self.n_jumps = np.zeros(ntraj, dtype=np.int64)
 
     def run(self, first: int, count: int) -> int:
         """Run trajectories ``first .. first+count-1``; returns their number of jumps."""
-        tally = fresh_tally(self.template, count)
+        tally = fresh_tally(self.template, count, self.counters)
         jumps = kernels.run_chunk(self.engine, self.initial, tally, self.key, first, count)
-        self.accumulator.add({name: getattr(tally, name) for name in SUM_FIELDS})
+        self.accumulator.add({name: getattr(tally, name) for name in FLOAT_FIELDS})
         self.heat[first:first + count] = tally.heat
         self.n_jumps[first:first + count] = tally.n_jumps
         return int(jumps)
@@ -332,6 +369,6 @@ class ChunkRunner:
 
     def sums(self) -> dict[str, np.ndarray]:
         """The running sums (zeros before the first chunk)."""
-        if not self.accumulator.total:
-            return {name: np.zeros_like(getattr(self.template, name)) for name in SUM_FIELDS}
-        return self.accumulator.sums()
+        floats = self.accumulator.sums() if self.accumulator.total else {
+            name: np.zeros_like(getattr(self.template, name)) for name in FLOAT_FIELDS}
+        return {**self.counters, **floats}
