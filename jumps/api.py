@@ -61,6 +61,7 @@ class TrajectoryResult:
 
     arrays: dict[str, np.ndarray]
     observables: list[str] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
 
     @property
     def times(self) -> np.ndarray:
@@ -83,8 +84,11 @@ class TrajectoryResult:
         return self.arrays.get("rho")
 
     def save(self, directory: str | Path, meta: dict | None = None) -> None:
-        """Write a result directory readable by ``python -m analysis``."""
-        write_results(Path(directory), self.arrays, {"method": "trajectories", **(meta or {})})
+        """Write a result directory (``results.npz``, ``run.json``) for ``python -m analysis``.
+
+        There is no config to rebuild the generator from, so analysis compares with an exact
+        solution only when one is given (``--exact``)."""
+        write_results(Path(directory), self.arrays, {**self.meta, **(meta or {})})
 
 
 def unravel_generator(generator: DaviesGenerator, psi0: Any = None, times: Any = None,
@@ -121,13 +125,18 @@ def unravel_generator(generator: DaviesGenerator, psi0: Any = None, times: Any =
     runner = unravel.ChunkRunner(engine, initial, template, unravel.seed_key(seed), trajectories)
     for first in range(0, trajectories, chunk_size):
         runner.run(first, min(chunk_size, trajectories - first))
-    arrays = {"times": times, "energies": generator.energies,
+    arrays = {"times": times, **generator.summary_arrays(),
               **unravel.finalize(generator, engine, runner.sums(), trajectories, list(observables),
                                  template.observables, density),
               "heat": runner.heat, "n_jumps": runner.n_jumps,
-              "channel_bath": generator.channel_bath, "channel_frequency": generator.channel_frequency,
-              "channel_rate": generator.channel_rate}
-    return TrajectoryResult(arrays, list(observables))
+              "trajectory_index": np.arange(trajectories)}
+    meta = {"method": "trajectories", "seed": seed, "trajectories": trajectories, "ranks": 1,
+            "dimension": generator.dimension, "n_baths": len(generator.baths),
+            "bath_beta": [b.beta for b in generator.baths],
+            "bath_thermal": [b.is_thermal for b in generator.baths],
+            "initial_state": "gibbs" if psi0 is None else "vector",
+            "observables": list(observables), "density_matrix": density, "energy_unit": "arbitrary"}
+    return TrajectoryResult(arrays, list(observables), meta)
 
 
 def solve_exact(generator: DaviesGenerator, rho0: Any, times: Any) -> exact.ExactSolution:

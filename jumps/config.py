@@ -115,6 +115,9 @@ def parse_config(raw: dict, base: Path = Path("."), source: str = "") -> RunConf
             names.append(name)
             bath_objects.append(_bath(entry, base, where, lamb_shift))
     initial = _initial_state(_table(raw, "initial_state", required=False), model, base)
+    if initial.kind == "gibbs" and (len({b.beta for b in bath_objects}) != 1
+                                    or not all(b.is_thermal for b in bath_objects)):
+        raise ConfigError("initial_state.kind", "gibbs needs all baths thermal and at one temperature")
     t_final = _number(run, "t_final", 10.0, "run", positive=True)
     n_times = _integer(run, "n_times", 101, "run", low=2)
     trajectories = _integer(run, "trajectories", 1000, "run", low=1)

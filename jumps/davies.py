@@ -187,6 +187,19 @@ class DaviesGenerator:
         V = self.eigenvectors
         return V.conj().T @ operator @ V
 
+    def summary_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays every result file carries about its generator (see README, Results)."""
+        return {
+            "energies": self.energies,
+            "level_energies": self.level_energies,
+            "level_ptr": self.level_ptr,
+            "channel_bath": self.channel_bath,
+            "channel_frequency": self.channel_frequency,
+            "channel_rate": self.channel_rate,
+            "channel_lamb_shift": self.channel_lamb_shift,
+            "bath_beta": np.array([b.beta for b in self.baths]),
+        }
+
     def effective_hamiltonian_blocks(self) -> np.ndarray:
         """Flat blocks of ``H_eff = H + H_LS - (i/2) K`` (block diagonal over levels)."""
         blocks = self.lamb_shift_blocks - 0.5j * self.decay_blocks

@@ -82,20 +82,6 @@ def metadata(config: RunConfig, generator: DaviesGenerator, method: str, **extra
     }
 
 
-def generator_arrays(generator: DaviesGenerator) -> dict[str, np.ndarray]:
-    """Arrays every result file carries about the generator."""
-    return {
-        "energies": generator.energies,
-        "level_energies": generator.level_energies,
-        "level_ptr": generator.level_ptr,
-        "channel_bath": generator.channel_bath,
-        "channel_frequency": generator.channel_frequency,
-        "channel_rate": generator.channel_rate,
-        "channel_lamb_shift": generator.channel_lamb_shift,
-        "bath_beta": np.array([b.beta for b in generator.baths]),
-    }
-
-
 def run_exact(config: RunConfig, out: Path, force: bool = False) -> dict[str, np.ndarray]:
     """Solve the master equation densely on the config's time grid and write the result."""
     start = time.perf_counter()
@@ -106,7 +92,7 @@ def run_exact(config: RunConfig, out: Path, force: bool = False) -> dict[str, np
     out = prepare_output(out, force)
     solution = exact.evolve(generator, initial_density(config, generator), config.times)
     arrays = {"times": solution.times, "populations": solution.populations,
-              **generator_arrays(generator)}
+              **generator.summary_arrays()}
     for name, operator in config.observables.items():
         arrays[f"expect_{name}"] = np.real(solution.expectation(generator, operator))
     if config.store_density == "full":
@@ -350,7 +336,7 @@ def _finish(config, out, generator, plan, runner, merged, heat, n_jumps, finishe
             heat[rows], n_jumps[rows] = h, n
     rows = plan.rows(finished)
     jump_list = runner.jump_list(min(config.record_jumps, rows.size)) if config.record_jumps else {}
-    arrays = {"times": plan.times, **generator_arrays(generator),
+    arrays = {"times": plan.times, **generator.summary_arrays(),
               **unravel.finalize(generator, plan.engine, merged, rows.size, plan.names,
                                  plan.observables, plan.density),
               "heat": heat[rows], "n_jumps": n_jumps[rows], "trajectory_index": rows, **jump_list}

@@ -272,15 +272,19 @@ def finalize(generator: DaviesGenerator, engine: kernels.Engine, sums: dict[str,
 
 
 def transition_arrays(engine: kernels.Engine, trans_counts: np.ndarray) -> dict[str, np.ndarray]:
-    """Sparse level-to-level jump counts ``transition_from -> transition_to``."""
-    source = np.repeat(np.arange(engine.trans_ptr.size - 1), np.diff(engine.trans_ptr))
+    """Sparse level-to-level jump counts ``transition_from -> transition_to`` per bath
+    (``transition_bath``): baths at different temperatures are tested separately."""
+    levels = engine.level_ptr.size - 1
+    source = np.repeat(np.arange(levels), np.diff(engine.trans_ptr))
     taken = trans_counts > 0
-    pair = source[taken] * (engine.level_ptr.size) + engine.trans_target[taken]
-    keys, inverse = np.unique(pair, return_inverse=True)
+    bath = engine.chan_bath[engine.trans_channel[taken]]
+    key = (bath * levels + source[taken]) * levels + engine.trans_target[taken]
+    keys, inverse = np.unique(key, return_inverse=True)
     count = np.bincount(inverse, weights=trans_counts[taken], minlength=keys.size)
-    return {"transition_from": keys // engine.level_ptr.size,
-            "transition_to": keys % engine.level_ptr.size,
-            "transition_count": count.astype(np.int64)}
+    return {"transition_bath": keys // (levels * levels),
+            "transition_from": (keys // levels) % levels,
+            "transition_to": keys % levels,
+            "transition_count": np.rint(count).astype(np.int64)}
 
 
 class Accumulator:

@@ -78,3 +78,18 @@ def test_rates_bath_from_table(tmp_path):
                     'spectral_density = "rates"\ntable = "gamma.npy"\n')
     config = load_config(path)
     assert not config.baths[0].is_thermal
+
+
+@pytest.mark.parametrize("second", ["beta = 2.0", 'spectral_density = "rates"\ntable = [[-1.0, 0.1], [1.0, 0.2]]'])
+def test_gibbs_initial_state_needs_one_temperature(tmp_path, second):
+    """A Gibbs initial state is only defined when every bath is thermal at one temperature:
+    two temperatures, or a non-thermal rates bath, is bad input (not a crash in the run)."""
+    bath2 = ("[[baths]]\ncoupling = \"sz\"\n" + ('spectral_density = "ohmic"\neta = 0.01\ncutoff = 2.0\n'
+                                               if "rates" not in second else "") + second + "\n")
+    path = tmp_path / "c.toml"
+    path.write_text('[system]\nmodel = "two_level"\n[[baths]]\ncoupling = "sx"\n'
+                    'spectral_density = "ohmic"\neta = 0.01\ncutoff = 2.0\nbeta = 1.0\n'
+                    + bath2 + '[initial_state]\nkind = "gibbs"\n')
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert error.value.field == "initial_state.kind"

@@ -70,7 +70,7 @@ def _config(tmp_path: Path, trajectories: int = 3000, chunk: int = 50) -> Path:
 
 def _run(args: list[str], ranks: int | None, timeout: float = 120) -> subprocess.CompletedProcess:
     prefix = [] if ranks is None else [str(_mpiexec()), "-n", str(ranks)]
-    return subprocess.run(prefix + [sys.executable, "-m", "jumps", "run", *args, "--quiet"],
+    return subprocess.run(prefix + [sys.executable, "-m", "jumps", "run", *args, "--quiet"], check=False,
                           env=ENV, capture_output=True, text=True, timeout=timeout)
 
 
@@ -104,7 +104,8 @@ def test_failure_on_one_rank_ends_all_promptly(tmp_path):
     result = subprocess.run(
         [str(_mpiexec()), "-n", "2", sys.executable, "-m", "jumps", "run", str(config),
          "--out", str(tmp_path / "out"), "--quiet"],
-        env={**ENV, "JUMPS_INJECT_FAULT": "1:2"}, capture_output=True, text=True, timeout=60)
+        env={**ENV, "JUMPS_INJECT_FAULT": "1:2"}, capture_output=True, text=True, timeout=60,
+        check=False)
     elapsed = time.monotonic() - start
     assert result.returncode != 0
     assert "injected failure on rank 1" in result.stderr
