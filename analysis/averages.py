@@ -44,7 +44,7 @@ def trace_distance(result: Result, state: np.ndarray, eigenvectors: np.ndarray |
     """
     if result.has(key) and eigenvectors is not None:
         V = eigenvectors
-        rho_eig = np.einsum("ji,tjk,kl->til", V.conj(), result[key], V)
+        rho_eig = V.conj().T @ result[key] @ V
         difference = rho_eig - state[None]
         difference = 0.5 * (difference + np.conj(np.swapaxes(difference, 1, 2)))
         values = np.linalg.eigvalsh(difference)

@@ -180,9 +180,13 @@ def exact_mean_heat(system: System, t_final: float) -> np.ndarray:
     rho0 = g.to_energy_basis(_initial_density(system))
     start = np.concatenate([rho0.ravel(), np.zeros(n, dtype=complex)])
     integral = expm_multiply(augmented * t_final, start)[n:].reshape(d, d)
-    heat = np.zeros(len(g.baths) if g.baths else int(g.channel_bath.max()) + 1)
-    for c in range(g.n_channels):
-        A = g.jump_operator(c)
-        rate = np.real(np.trace((A.conj().T @ A) @ integral))
-        heat[g.channel_bath[c]] += g.channel_frequency[c] * g.channel_rate[c] * rate
-    return heat
+    # Tr(A_c^dag A_c X) = sum_n (A_c X A_c^dag)_nn for all channels at once: one sparse matrix
+    # B whose rows are the pairs (channel c, target n), B[(c, n), m] = <n|A_c|m>.
+    channel = g.entry_channel
+    keys, key_of = np.unique(channel * d + g.entry_row, return_inverse=True)
+    B = sp.csr_matrix((g.entry_value, (key_of, g.entry_col)), shape=(keys.size, d))
+    per_row = np.real(np.asarray(B.conj().multiply(B @ integral).sum(axis=1))).ravel()
+    key_channel = keys // d
+    weight = g.channel_frequency[key_channel] * g.channel_rate[key_channel] * per_row
+    n_baths = len(g.baths) if g.baths else int(g.channel_bath.max()) + 1
+    return np.bincount(g.channel_bath[key_channel], weights=weight, minlength=n_baths)
