@@ -11,8 +11,8 @@ The waiting time solves ``||psi(t)||^2 = r`` by safeguarded Newton/bisection: no
 
 - *Pure mode*: the state is one eigenstate of a non-degenerate level (always the case after the
   first jump when levels are non-degenerate). The trajectory is then a classical Markov chain:
-  exponential waiting time with the level's total rate, target chosen by binary search in the
-  level's cumulative rates: O(log d) per jump.
+  exponential waiting time with the level's total rate, target level drawn by Walker's alias
+  method (O(1), two table reads), then the bath among the few of that pair: O(1) per jump.
 - *Amplitude mode*: the state spreads over one degenerate level or several levels. Jumps from a
   single level use its transition table (one small matrix per target); jumps from several levels
   use the channels' sparse operators (equally spaced spectra keep superpositions alive).
@@ -27,6 +27,9 @@ from collections import namedtuple
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 Engine = namedtuple("Engine", [
     "level_ptr",        # (L+1,) int64: level k = eigen-indices level_ptr[k]:level_ptr[k+1]
@@ -37,10 +40,15 @@ Engine = namedtuple("Engine", [
     "heff_left",        # (sum b^2,) complex: R_B^-1
     "decay",            # (sum b^2,) complex: K_B = sum gamma A^dag A
     "level_rate",       # (L,) float: total jump rate out of a non-degenerate level
-    "trans_ptr",        # (L+1,) int64: transitions out of level k
+    "trans_ptr",        # (L+1,) int64: transitions out of level k, sorted by (target, channel)
     "trans_channel",    # (nt,) int64
     "trans_target",     # (nt,) int64: target level
-    "trans_cumulative",  # (nt,) float: cumulative rates within a source level
+    "trans_bath",       # (nt,) int64: bath of the channel
+    "trans_frequency",  # (nt,) float: Bohr frequency of the channel (energy handed to the bath)
+    "trans_weight",     # (nt, 2) float: rate of the transition out of a non-degenerate level,
+                        #   and its bath (a small integer, stored beside it for the scan)
+    "pair_ptr",         # (L+1,) int64: pairs (source level k, target level) of level k
+    "pairs",            # (np,) PAIR records, one cache line each (see PAIR)
     "trans_mat_ptr",    # (nt+1,) int64: offset of the b' x b matrix sqrt(gamma) A[B', B]
     "trans_mat",        # (sum b' b,) complex
     "chan_ptr",         # (C+1,) int64: sparse sqrt(gamma) A_c, entries sorted by row
@@ -51,9 +59,17 @@ Engine = namedtuple("Engine", [
     "chan_frequency",   # (C,) float: energy handed to the bath per jump
 ])
 
+# A pair (source level, target level): its transitions (one per bath) are entries
+# first:end of the transition table. threshold/alias: Walker's alias table over the pairs of the
+# source level (alias is an absolute pair index). weight: the pair's total rate. 64 bytes, so
+# that a lookup touches one cache line (the array is allocated 64-byte aligned).
+PAIR = np.dtype([("threshold", np.float64), ("weight", np.float64), ("frequency", np.float64),
+                 ("alias", np.int64), ("first", np.int64), ("end", np.int64),
+                 ("target", np.int64), ("unused", np.int64)])
+
 Tally = namedtuple("Tally", [
     "times",            # (T,) float, ascending, times[0] >= 0
-    "level_counts",     # (T, L) int64: trajectories in the eigenstate of non-degenerate level
+    "level_counts",     # (L, T) int64: trajectories in the eigenstate of non-degenerate level
     "pop_sum",          # (T, d) float: sums over amplitude-mode trajectories of |psi_m|^2
     "pop_sumsq",        # (T, d) float
     "observables",      # (nobs, d, d) complex, energy eigenbasis
@@ -64,8 +80,8 @@ Tally = namedtuple("Tally", [
     "rho_sumsq",        # (T, d, d) complex: sum Re^2 + 1j sum Im^2
     "rhodiag_sum",      # (T, d) float or (0, 0): sum |<i|psi>|^2, user's basis
     "rhodiag_sumsq",    # (T, d) float
-    "jump_counts",      # (C,) int64
-    "trans_counts",     # (nt,) int64: jumps taken through each transition-table entry
+    "jump_counts",      # (C,) int64: jumps from states spread over several levels, per channel
+    "trans_counts",     # (nt,) int64: jumps through each transition-table entry (single level)
     "occupation_time",  # (L,) float: time spent in each level (single-level states)
     "heat",             # (ntraj, n_baths) float: per trajectory of this call
     "n_jumps",          # (ntraj,) int64
@@ -77,9 +93,32 @@ Tally = namedtuple("Tally", [
 Initial = namedtuple("Initial", [
     "psi",              # (d,) complex: initial state in the eigenbasis (used if not gibbs)
     "cumulative",       # (d,) float: cumulative Gibbs weights of eigenstates, or (0,)
+    "eigenstate",       # (1,) int64: eigen-index when psi is one eigenstate, else -1
 ])
 
 _U53 = 1.0 / 9007199254740992.0  # 2^-53
+
+
+if numba.config.DISABLE_JIT:
+    def prefetch(array, index):
+        """No-op without the JIT (``NUMBA_DISABLE_JIT=1``): a prefetch is only a hint."""
+else:
+    @intrinsic
+    def prefetch(typingctx, array, index):
+        """Hint the CPU to fetch ``array[index]`` into cache (LLVM ``llvm.prefetch``, read,
+        high locality). No effect on results; lets other work hide the memory latency."""
+        def codegen(context, builder, signature, args):
+            array_type = signature.args[0]
+            view = context.make_array(array_type)(context, builder, args[0])
+            pointer = cgutils.get_item_pointer(context, builder, array_type, view, [args[1]])
+            byte_pointer = ir.IntType(8).as_pointer()
+            i32 = ir.IntType(32)
+            function = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]),
+                "llvm.prefetch.p0")
+            builder.call(function, [builder.bitcast(pointer, byte_pointer), i32(0), i32(3), i32(1)])
+            return context.get_dummy_value()
+        return numba.types.void(array, index), codegen
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -365,99 +404,78 @@ def _jump_general(engine, psi, new, u):
 # -- one trajectory ------------------------------------------------------------------------
 
 @numba.njit(cache=True, nogil=True)
-def _pure_segment(engine, tally, level, t, k, rng):
-    """Wait in the eigenstate of non-degenerate ``level`` from time ``t`` (next output ``k``).
+def _pure_segment(rate, times, level_counts, occupation_time, level, t, k, rng):
+    """Wait in the eigenstate of non-degenerate ``level`` (total jump rate ``rate``) from time
+    ``t`` (next output time ``k``), counting it at the output times it spans.
 
-    Returns ``(t_jump, k)``; ``t_jump > t_final`` means no further jump.
+    Plain arrays, not the Engine and Tally tuples: this runs once per jump, and passing ~50
+    arrays to a call that is not inlined costs ~100 ns. Returns ``(t_jump, k)``;
+    ``t_jump > t_final`` means no further jump.
     """
-    times = tally.times
-    t_final = times[-1]
-    rate = engine.level_rate[level]
     if rate > 0.0:
         t_jump = t - np.log(1.0 - uniform(rng)) / rate
     else:
         t_jump = np.inf
     while k < times.size and times[k] < t_jump:
-        tally.level_counts[k, level] += 1
+        level_counts[level, k] += 1
         k += 1
-    tally.occupation_time[level] += min(t_jump, t_final) - t
+    occupation_time[level] += min(t_jump, times[-1]) - t
     return t_jump, k
 
 
 @numba.njit(cache=True, nogil=True)
-def _pure_jump(engine, tally, level, rng):
-    """Binary search in the level's cumulative rates; returns the transition entry."""
-    first, last = engine.trans_ptr[level], engine.trans_ptr[level + 1]
-    x = uniform(rng) * engine.trans_cumulative[last - 1]
-    j = first + np.searchsorted(engine.trans_cumulative[first:last], x, side="right")
-    return min(j, last - 1)
+def _log(log_time, log_channel, log_count, time, channel):
+    """Append a jump to the jump list (its length is counted past the capacity)."""
+    n = log_count[0]
+    if n < log_time.size:
+        log_time[n] = time
+        log_channel[n] = channel
+    log_count[0] = n + 1
 
 
 @numba.njit(cache=True, nogil=True)
-def _record_jump(engine, tally, channel, traj, time):
-    tally.jump_counts[channel] += 1
-    tally.heat[traj, engine.chan_bath[channel]] += engine.chan_frequency[channel]
+def _count(trans_counts, taken, n_taken):
+    """Add the buffered transitions to their counts; returns 0 (the emptied buffer's size)."""
+    for i in range(n_taken):
+        trans_counts[taken[i]] += 1
+    return 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _record_jump(tally, traj, bath, frequency, channel, time):
+    """Heat and jump number of trajectory row ``traj``, and the jump list if one is kept."""
+    tally.heat[traj, bath] += frequency
     tally.n_jumps[traj] += 1
     if tally.log_time.size > 0:
-        n = tally.log_count[0]
-        if n < tally.log_time.size:
-            tally.log_time[n] = time
-            tally.log_channel[n] = channel
-        tally.log_count[0] = n + 1
+        _log(tally.log_time, tally.log_channel, tally.log_count, time, channel)
 
 
 @numba.njit(cache=True, nogil=True)
-def _initial_state(engine, initial, rng, psi):
-    """Write the initial state into ``psi``; returns the eigen-index for Gibbs sampling or -1."""
+def _initial_eigenstate(initial, rng):
+    """The eigen-index a trajectory starts in (Gibbs-sampled, or the given eigenstate), or -1
+    for a superposition."""
     if initial.cumulative.size > 0:
         x = uniform(rng) * initial.cumulative[-1]
-        m = min(np.searchsorted(initial.cumulative, x, side="right"), psi.size - 1)
-        psi[:] = 0.0
-        psi[m] = 1.0
-        return m
-    psi[:] = initial.psi
-    return -1
+        return min(np.searchsorted(initial.cumulative, x, side="right"), initial.psi.size - 1)
+    return initial.eigenstate[0]
 
 
 @numba.njit(cache=True, nogil=True)
-def trajectory(engine, initial, tally, key, index, traj, work):
-    """Run trajectory number ``index`` (global), tallying into row ``traj`` of the per-trajectory
-    arrays. ``work`` is a (4, d) complex scratch array."""
-    rng = np.empty(4, dtype=np.uint64)
-    seed_trajectory(key, index, rng)
+def _amplitude(engine, tally, rng, traj, levels, n_levels, t, k, work):
+    """Amplitude mode: exact non-Hermitian evolution of the occupied level blocks and jumps.
+
+    Starts from the normalised state ``work[0]`` with support ``levels[:n_levels]`` at time
+    ``t`` (next output time ``k``). Returns ``(level, t, k)`` as soon as the state is the
+    eigenstate of a non-degenerate level (pure mode takes over), or ``(-1, t, k)`` when the
+    trajectory reaches ``t_final``.
+    """
+    psi, coeff, new, user = work[0], work[1], work[2], work[3]
     times = tally.times
     t_final = times[-1]
-    psi, coeff, new, user = work[0], work[1], work[2], work[3]
-    levels = np.empty(engine.level_ptr.size - 1, dtype=np.int64)
-    _initial_state(engine, initial, rng, psi)
-    n_levels = _support(engine, psi, levels)
-    t = 0.0
-    k = 0
     while True:
         level = levels[0]
         if n_levels == 1 and engine.level_ptr[level + 1] - engine.level_ptr[level] == 1:
-            # Pure mode: a classical Markov chain between non-degenerate eigenstates.
-            while True:
-                t, k = _pure_segment(engine, tally, level, t, k, rng)
-                if t > t_final:
-                    return
-                j = _pure_jump(engine, tally, level, rng)
-                _record_jump(engine, tally, engine.trans_channel[j], traj, t)
-                tally.trans_counts[j] += 1
-                level = engine.trans_target[j]
-                if engine.level_ptr[level + 1] - engine.level_ptr[level] > 1:
-                    break
-            # Landed in a degenerate level: the state is the column M e_m, in amplitude mode.
-            lo = engine.level_ptr[level]
-            start = engine.trans_mat_ptr[j]
-            psi[:] = 0.0
-            for r in range(engine.level_ptr[level + 1] - lo):
-                psi[lo + r] = engine.trans_mat[start + r]
-            levels[0] = level
-            n_levels = 1
-            _normalise(engine, levels, n_levels, psi)
-            continue
-        # Amplitude mode: exact non-Hermitian evolution of the occupied level blocks.
+            return level, t, k
         _to_right_coordinates(engine, levels, n_levels, psi, coeff)
         target = 1.0 - uniform(rng)
         tau = _waiting_time(engine, levels, n_levels, coeff, target, t_final - t, new)
@@ -470,21 +488,58 @@ def trajectory(engine, initial, tally, key, index, traj, work):
         if n_levels == 1:
             tally.occupation_time[levels[0]] += min(t_jump, t_final) - t
         if tau < 0.0:
-            return
+            return -1, t_final, k
         _evolve(engine, levels, n_levels, coeff, tau, psi)
         new[:] = 0.0
         u = uniform(rng)
         if n_levels == 1:
             j = _jump_from_level(engine, levels[0], psi, new, u)
-            channel = engine.trans_channel[j]
             tally.trans_counts[j] += 1
+            _record_jump(tally, traj, engine.trans_bath[j], engine.trans_frequency[j],
+                         engine.trans_channel[j], t_jump)
         else:
             channel = _jump_general(engine, psi, new, u)
-        _record_jump(engine, tally, channel, traj, t_jump)
+            tally.jump_counts[channel] += 1
+            _record_jump(tally, traj, engine.chan_bath[channel], engine.chan_frequency[channel],
+                         channel, t_jump)
         psi[:] = new
         n_levels = _support(engine, psi, levels)
         _normalise(engine, levels, n_levels, psi)
         t = t_jump
+
+
+@numba.njit(cache=True, nogil=True)
+def _start(engine, initial, tally, traj, rng, eigenstate, levels, work):
+    """A trajectory that does not start in pure mode: from eigen-index ``eigenstate`` (in a
+    degenerate level) or, if -1, from ``initial.psi``; runs :func:`_amplitude` from t = 0."""
+    psi = work[0]
+    if eigenstate >= 0:
+        psi[:] = 0.0
+        psi[eigenstate] = 1.0
+    else:
+        psi[:] = initial.psi
+    n_levels = _support(engine, psi, levels)
+    return _amplitude(engine, tally, rng, traj, levels, n_levels, 0.0, 0, work)
+
+
+@numba.njit(cache=True, nogil=True)
+def _land(engine, tally, rng, traj, j, t, k, levels, work):
+    """After the pure-mode jump ``j`` at time ``t``: ``(level, t, k)`` of the new state.
+
+    Into a non-degenerate level the state is its eigenstate; into a degenerate one it is the
+    column ``sqrt(gamma) A[B', m]``, and amplitude mode runs until pure mode resumes."""
+    level = engine.trans_target[j]
+    lo, hi = engine.level_ptr[level], engine.level_ptr[level + 1]
+    if hi - lo == 1:
+        return level, t, k
+    psi = work[0]
+    psi[:] = 0.0
+    start = engine.trans_mat_ptr[j]
+    for r in range(hi - lo):
+        psi[lo + r] = engine.trans_mat[start + r]
+    levels[0] = level
+    _normalise(engine, levels, 1, psi)
+    return _amplitude(engine, tally, rng, traj, levels, 1, t, k, work)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -497,21 +552,188 @@ def _normalise(engine, levels, n_levels, psi):
             psi[m] *= scale
 
 
+LANES = 16
+
+
 @numba.njit(cache=True, nogil=True)
-def run_chunk(engine, initial, tally, key, first, count):
+def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
     """Run trajectories ``first .. first+count-1`` (global indices) into ``tally``.
 
     Per-trajectory rows ``tally.heat[i]``, ``tally.n_jumps[i]`` belong to trajectory
     ``first + i``. Returns the total number of jumps.
+
+    Pure-mode jumps are table look-ups at random places in large arrays: one trajectory waits
+    for memory at every step. So up to ``lanes`` trajectories advance side by side, one jump
+    each per round, in stages that first prefetch what the next stage reads (the alias slot,
+    the pair, its baths, the transition): the memory latency of one lane hides behind the work
+    of the others. Each trajectory draws from its own stream in the same order whatever the
+    number of lanes, so its jumps, heat and every integer count do not depend on ``lanes``;
+    float sums over trajectories change only by rounding. Amplitude-mode stretches run at once,
+    inside the lane. ``lanes=1`` is the plain one-trajectory-at-a-time algorithm.
     """
-    d = engine.level_of.size
+    d, n_level = engine.level_of.size, engine.level_ptr.size - 1
+    times, level_counts, occupation_time = tally.times, tally.level_counts, tally.occupation_time
+    level_rate, level_ptr, level_of = engine.level_rate, engine.level_ptr, engine.level_of
+    trans_counts, heat, n_jumps = tally.trans_counts, tally.heat, tally.n_jumps
+    log_time, log_channel, log_count = tally.log_time, tally.log_channel, tally.log_count
+    pairs, trans_weight = engine.pairs, engine.trans_weight
+    t_final = times[-1]
     work = np.zeros((4, d), dtype=np.complex128)
-    for i in range(count):
-        trajectory(engine, initial, tally, key, first + i, i, work)
+    levels = np.empty(n_level, dtype=np.int64)
+    n_lanes = max(1, min(lanes, count))
+    row = np.full(n_lanes, -1, dtype=np.int64)   # chunk row of the lane's trajectory (-1: idle)
+    level = np.zeros(n_lanes, dtype=np.int64)
+    t = np.zeros(n_lanes)
+    k = np.zeros(n_lanes, dtype=np.int64)
+    rng = np.zeros((n_lanes, 4), dtype=np.uint64)
+    pick = np.zeros(n_lanes, dtype=np.int64)     # alias slot, then pair, then transition
+    end = np.zeros(n_lanes, dtype=np.int64)
+    target = np.zeros(n_lanes, dtype=np.int64)
+    frequency = np.zeros(n_lanes)
+    draw = np.zeros(n_lanes)
+    taken = np.empty(4096, dtype=np.int64)       # transitions taken, not yet counted
+    n_taken = 0
+    next_row = 0
+    while True:
+        # Stage 1: every lane to its next jump (new trajectories into lanes that finished);
+        # draw the alias slot among the level's pairs.
+        busy = 0
+        for lane in range(n_lanes):
+            while True:
+                if row[lane] < 0:
+                    if next_row >= count:
+                        break
+                    row[lane] = next_row
+                    next_row += 1
+                    seed_trajectory(key, first + row[lane], rng[lane])
+                    m = _initial_eigenstate(initial, rng[lane])
+                    if m >= 0 and level_ptr[level_of[m] + 1] - level_ptr[level_of[m]] == 1:
+                        level[lane], t[lane], k[lane] = level_of[m], 0.0, 0
+                    else:
+                        level[lane], t[lane], k[lane] = _start(
+                            engine, initial, tally, row[lane], rng[lane], m, levels, work)
+                    if level[lane] < 0:
+                        row[lane] = -1
+                        continue
+                t_jump, k[lane] = _pure_segment(level_rate[level[lane]], times, level_counts,
+                                                occupation_time, level[lane], t[lane], k[lane],
+                                                rng[lane])
+                if t_jump > t_final:
+                    row[lane] = -1
+                    continue
+                t[lane] = t_jump
+                lo = engine.pair_ptr[level[lane]]
+                n = engine.pair_ptr[level[lane] + 1] - lo
+                x = uniform(rng[lane]) * n
+                slot = min(int(x), n - 1)
+                pick[lane] = lo + slot
+                draw[lane] = x - slot
+                prefetch(pairs, pick[lane])
+                busy += 1
+                break
+        if busy == 0:
+            break
+        # Stage 2: Walker's alias decision gives the pair (source level, target level).
+        for lane in range(n_lanes):
+            if row[lane] >= 0:
+                pair = pick[lane]
+                if draw[lane] >= pairs[pair]["threshold"]:
+                    pair = pairs[pair]["alias"]
+                    prefetch(pairs, pair)
+                pick[lane] = pair
+        # Stage 3: the pair's transitions (one per bath) and the uniform for choosing one.
+        for lane in range(n_lanes):
+            if row[lane] >= 0:
+                record = pairs[pick[lane]]
+                pick[lane], end[lane] = record["first"], record["end"]
+                target[lane], frequency[lane] = record["target"], record["frequency"]
+                draw[lane] = uniform(rng[lane]) * record["weight"]
+                for i in range(pick[lane], end[lane], 4):  # 4 entries of 16 bytes a line
+                    prefetch(trans_weight, i)
+                prefetch(trans_weight, end[lane] - 1)
+        # Stage 4: the transition, by a scan of the pair's few rates.
+        for lane in range(n_lanes):
+            if row[lane] >= 0:
+                j = end[lane] - 1
+                acc = 0.0
+                for i in range(pick[lane], end[lane] - 1):
+                    acc += trans_weight[i, 0]
+                    if acc > draw[lane]:
+                        j = i
+                        break
+                pick[lane] = j
+        # Stage 5: record the jump and move to the target (amplitude mode if degenerate).
+        # Transition counts go through a buffer: random increments of a large array are
+        # cheapest in one independent loop (see _count).
+        for lane in range(n_lanes):
+            if row[lane] >= 0:
+                j = pick[lane]
+                taken[n_taken] = j
+                n_taken += 1
+                if n_taken == taken.size:
+                    n_taken = _count(trans_counts, taken, n_taken)
+                heat[row[lane], int(trans_weight[j, 1])] += frequency[lane]
+                n_jumps[row[lane]] += 1
+                if log_time.size > 0:
+                    _log(log_time, log_channel, log_count, t[lane], engine.trans_channel[j])
+                if level_ptr[target[lane] + 1] - level_ptr[target[lane]] == 1:
+                    level[lane] = target[lane]
+                    continue
+                level[lane], t[lane], k[lane] = _land(engine, tally, rng[lane], row[lane], j,
+                                                      t[lane], k[lane], levels, work)
+                if level[lane] < 0:
+                    row[lane] = -1
+    _count(trans_counts, taken, n_taken)
     total = 0
     for i in range(count):
         total += tally.n_jumps[i]
     return total
+
+
+@numba.njit(cache=True, nogil=True)
+def alias_tables(weights, ptr):
+    """Walker alias tables (Vose's construction) for each segment ``ptr[k]:ptr[k+1]``.
+
+    Drawing slot ``i`` uniformly in a segment of ``n`` and keeping it when a uniform ``f`` is
+    below ``threshold[i]`` (else taking ``alias[i]``, an absolute index) samples index ``j``
+    with probability ``weights[j] / sum(segment)``, exactly up to rounding of the thresholds.
+    """
+    size = weights.size
+    threshold = np.ones(size)
+    alias = np.arange(size)
+    scaled = np.empty(size)
+    small = np.empty(size, dtype=np.int64)
+    large = np.empty(size, dtype=np.int64)
+    for k in range(ptr.size - 1):
+        lo, hi = ptr[k], ptr[k + 1]
+        total = 0.0
+        for j in range(lo, hi):
+            total += weights[j]
+        if hi == lo or total <= 0.0:
+            continue
+        n_small = 0
+        n_large = 0
+        for j in range(lo, hi):
+            scaled[j] = weights[j] * (hi - lo) / total
+            if scaled[j] < 1.0:
+                small[n_small] = j
+                n_small += 1
+            else:
+                large[n_large] = j
+                n_large += 1
+        while n_small > 0 and n_large > 0:
+            n_small -= 1
+            s = small[n_small]
+            g = large[n_large - 1]
+            threshold[s] = scaled[s]
+            alias[s] = g
+            scaled[g] = (scaled[g] + scaled[s]) - 1.0
+            if scaled[g] < 1.0:
+                n_large -= 1
+                small[n_small] = g
+                n_small += 1
+        # Leftovers hold probability 1 up to rounding: they keep threshold 1 (never aliased).
+    return threshold, alias
 
 
 @numba.njit(cache=True, nogil=True)

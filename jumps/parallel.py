@@ -91,13 +91,14 @@ class Comm:
             return arrays
         from mpi4py import MPI
 
-        layout = self.bcast({k: (v.shape, v.dtype.str) for k, v in arrays.items()}
+        layout = self.bcast({k: (v.shape, v.dtype) for k, v in arrays.items()}
                             if self.rank == 0 else None)
         if os.environ.get("JUMPS_SHARED_MEMORY", "1") in ("0", "false", "no"):
             out = {}
             for name, (shape, dtype) in layout.items():
-                array = arrays[name] if self.rank == 0 else np.empty(shape, dtype=dtype)
-                self._comm.Bcast(np.ascontiguousarray(array), root=0)
+                array = np.ascontiguousarray(arrays[name]) if self.rank == 0 else _aligned(
+                    np.empty(int(np.prod(shape)) * dtype.itemsize + _ALIGN, np.uint8), shape, dtype)
+                self._comm.Bcast(_bytes(array), root=0)
                 out[name] = array
             return out
         node = self._comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
@@ -110,15 +111,15 @@ class Comm:
             if count == 0:
                 out[name] = np.empty(shape, dtype=dtype)
                 continue
-            window = MPI.Win.Allocate_shared(count * dtype.itemsize if leader else 0,
-                                             dtype.itemsize, comm=node)
+            window = MPI.Win.Allocate_shared(count * dtype.itemsize + _ALIGN if leader else 0,
+                                             1, comm=node)
             buffer, _ = window.Shared_query(0)
-            array = np.frombuffer(buffer, dtype=dtype, count=count).reshape(shape)
+            array = _aligned(np.frombuffer(buffer, dtype=np.uint8), shape, dtype)
             if leader:
                 if self.rank == 0:
                     array[...] = arrays[name]
                 if leaders.Get_size() > 1:
-                    leaders.Bcast(array, root=0)
+                    leaders.Bcast(_bytes(array), root=0)
             node.Barrier()
             self._windows.append(window)
             out[name] = array
@@ -134,6 +135,21 @@ class Comm:
         """A chunk source. ``next_chunk(report)`` runs on rank 0 only and returns a chunk number
         (-1: no more work); ``report`` carries the asking rank's progress figures."""
         return Dispatcher(self, next_chunk)
+
+
+_ALIGN = 64  # cache-line alignment of shared arrays (the kernels' 64-byte records)
+
+
+def _aligned(raw: np.ndarray, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """A ``shape``/``dtype`` view of the byte buffer ``raw``, starting on a cache line."""
+    offset = -raw.ctypes.data % _ALIGN
+    size = int(np.prod(shape)) * dtype.itemsize
+    return raw[offset:offset + size].view(dtype).reshape(shape)
+
+
+def _bytes(array: np.ndarray) -> np.ndarray:
+    """A contiguous array as bytes (MPI moves any dtype, structured ones included, this way)."""
+    return array.reshape(-1).view(np.uint8)
 
 
 class Dispatcher:

@@ -196,7 +196,7 @@ class Plan:
         level_ptr = self.engine.level_ptr
         single = np.flatnonzero(np.diff(level_ptr) == 1)
         diagonal = np.real(self.observables[0].diagonal()[level_ptr[single]])
-        counts = sums["level_counts"][:, single].astype(float)
+        counts = sums["level_counts"][single].T.astype(float)
         total, total_sq = counts @ diagonal, counts @ diagonal**2
         if sums["obs_sum"].size:
             total, total_sq = total + sums["obs_sum"][:, 0], total_sq + sums["obs_sumsq"][:, 0]

@@ -42,7 +42,9 @@ def pack_engine(generator: DaviesGenerator) -> kernels.Engine:
         heff_lambda=heff_lambda, heff_right=right, heff_left=left,
         decay=np.ascontiguousarray(g.decay_blocks),
         level_rate=trans["level_rate"], trans_ptr=trans["ptr"], trans_channel=trans["channel"],
-        trans_target=trans["target"], trans_cumulative=trans["cumulative"],
+        trans_target=trans["target"], trans_bath=g.channel_bath[trans["channel"]],
+        trans_frequency=g.channel_frequency[trans["channel"]], trans_weight=np.column_stack([trans["weight"], g.channel_bath[trans["channel"]]]),
+        pair_ptr=trans["pair_ptr"], pairs=trans["pairs"],
         trans_mat_ptr=trans["mat_ptr"], trans_mat=trans["mat"],
         chan_ptr=g.entry_ptr, chan_row=g.entry_row, chan_col=g.entry_col,
         chan_val=np.sqrt(rate) * g.entry_value, chan_bath=g.channel_bath,
@@ -75,18 +77,23 @@ def _effective_hamiltonian(g: DaviesGenerator):
 
 
 def _transition_table(g: DaviesGenerator) -> dict[str, np.ndarray]:
-    """Transitions out of each level: (channel, target level, sqrt(gamma) A[B', B])."""
+    """Transitions out of each level: (channel, target level, sqrt(gamma) A[B', B]).
+
+    Sorted by source level, then target level, then channel. Transitions with one source and
+    one target level (one per bath) form a *pair*; each level gets a Walker alias table over
+    its pairs for the pure-mode draw (see ``kernels._pure_jump``).
+    """
     rate = g.channel_rate
     channel = g.entry_channel
     active = rate[channel] > 0
     row, col, value, channel = g.entry_row[active], g.entry_col[active], g.entry_value[active], channel[active]
     source, target = g.level_of[col], g.level_of[row]
-    order = np.lexsort((row, channel, source))
+    order = np.lexsort((row, channel, target, source))
     row, col, value, channel = row[order], col[order], value[order], channel[order]
     source, target = source[order], target[order]
-    key = source * (g.n_channels + 1) + channel
-    starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
-    group = np.cumsum(np.concatenate([[True], key[1:] != key[:-1]])) - 1
+    new_group = np.concatenate([[True], (source[1:] != source[:-1]) | (channel[1:] != channel[:-1])])
+    starts = np.flatnonzero(new_group)
+    group = np.cumsum(new_group) - 1
     n_groups = starts.size
     group_source, group_channel, group_target = source[starts], channel[starts], target[starts]
     sizes = g.level_sizes
@@ -99,13 +106,33 @@ def _transition_table(g: DaviesGenerator) -> dict[str, np.ndarray]:
     mat[mat_ptr[group] + r * b_source[group] + c] = scaled
     weight = np.bincount(group, weights=np.abs(scaled) ** 2, minlength=n_groups)
     ptr = np.searchsorted(group_source, np.arange(g.n_levels + 1)).astype(np.int64)
-    cumulative = kernels.segmented_cumsum(weight, ptr)
-    level_rate = np.zeros(g.n_levels)
-    has = ptr[1:] > ptr[:-1]
-    level_rate[has] = cumulative[ptr[1:][has] - 1]
+    new_pair = np.concatenate([[True], (group_source[1:] != group_source[:-1])
+                               | (group_target[1:] != group_target[:-1])])
+    pair_first = np.concatenate([np.flatnonzero(new_pair), [n_groups]]).astype(np.int64)
+    pair_of = np.cumsum(new_pair) - 1
+    pair_weight = np.bincount(pair_of, weights=weight, minlength=pair_first.size - 1)
+    pair_ptr = np.searchsorted(group_source[pair_first[:-1]], np.arange(g.n_levels + 1)).astype(np.int64)
+    pairs = aligned_empty(pair_weight.size, kernels.PAIR)
+    pairs["threshold"], pairs["alias"] = kernels.alias_tables(pair_weight, pair_ptr)
+    pairs["weight"] = pair_weight
+    pairs["first"], pairs["end"] = pair_first[:-1], pair_first[1:]
+    pairs["target"] = group_target[pair_first[:-1]]
+    pairs["frequency"] = g.channel_frequency[group_channel[pair_first[:-1]]]
+    pairs["unused"] = 0
+    level_rate = np.bincount(group_source, weights=weight, minlength=g.n_levels)
     return {"ptr": ptr, "channel": group_channel.astype(np.int64),
-            "target": group_target.astype(np.int64), "cumulative": cumulative,
+            "target": group_target.astype(np.int64), "weight": weight,
+            "pair_ptr": pair_ptr, "pairs": pairs,
             "mat_ptr": mat_ptr, "mat": mat, "level_rate": level_rate}
+
+
+def aligned_empty(size: int, dtype: np.dtype, alignment: int = 64) -> np.ndarray:
+    """An uninitialised array whose data start on an ``alignment``-byte boundary (so that each
+    64-byte record lies in one cache line)."""
+    dtype = np.dtype(dtype)
+    raw = np.empty(size * dtype.itemsize + alignment, dtype=np.uint8)
+    offset = -raw.ctypes.data % alignment
+    return raw[offset:offset + size * dtype.itemsize].view(dtype)
 
 
 def make_initial(generator: DaviesGenerator, psi0: np.ndarray | None) -> kernels.Initial:
@@ -115,7 +142,8 @@ def make_initial(generator: DaviesGenerator, psi0: np.ndarray | None) -> kernels
     if psi0 is None:
         populations = generator.gibbs_populations()
         return kernels.Initial(psi=np.zeros(d, dtype=complex),
-                               cumulative=kernels.segmented_cumsum(populations, np.array([0, d])))
+                               cumulative=kernels.segmented_cumsum(populations, np.array([0, d])),
+                               eigenstate=np.array([-1]))
     psi0 = as_array(psi0).astype(complex).ravel()
     if psi0.size != d:
         raise ConfigError("initial_state", f"state has {psi0.size} components, the system {d}")
@@ -123,7 +151,10 @@ def make_initial(generator: DaviesGenerator, psi0: np.ndarray | None) -> kernels
     psi /= np.linalg.norm(psi)
     # Amplitudes at rounding level would put the state in amplitude mode for nothing.
     psi[np.abs(psi) < 1e-14] = 0.0
-    return kernels.Initial(psi=psi / np.linalg.norm(psi), cumulative=np.zeros(0))
+    psi /= np.linalg.norm(psi)
+    support = np.flatnonzero(psi)
+    return kernels.Initial(psi=psi, cumulative=np.zeros(0),
+                           eigenstate=np.array([support[0] if support.size == 1 else -1]))
 
 
 def new_tally(generator: DaviesGenerator, engine: kernels.Engine, times: np.ndarray,
@@ -144,7 +175,7 @@ def amplitude_possible(engine: kernels.Engine, initial: kernels.Initial) -> bool
     initial state is one eigenstate (an eigenstate, or Gibbs sampling)."""
     if np.any(np.diff(engine.level_ptr) > 1):
         return True
-    return initial.cumulative.size == 0 and np.count_nonzero(initial.psi) > 1
+    return initial.cumulative.size == 0 and initial.eigenstate[0] < 0
 
 
 def empty_tally(engine: kernels.Engine, times: np.ndarray, observables_eig: np.ndarray,
@@ -164,7 +195,7 @@ def empty_tally(engine: kernels.Engine, times: np.ndarray, observables_eig: np.n
         T = 0
     return kernels.Tally(
         times=times,
-        level_counts=np.zeros((times.size, L), dtype=np.int64),
+        level_counts=np.zeros((L, times.size), dtype=np.int64),
         pop_sum=np.zeros((T, d)), pop_sumsq=np.zeros((T, d)),
         observables=observables_eig, obs_sum=np.zeros((T, n_obs)), obs_sumsq=np.zeros((T, n_obs)),
         eigenvectors=eigenvectors,
@@ -217,7 +248,7 @@ def mean_stderr(total: np.ndarray, total_sq: np.ndarray, n: int) -> tuple[np.nda
 
 def _full_size(sums: dict[str, np.ndarray], n_obs: int, d: int, density: str | None) -> dict:
     """Sums with zero-size amplitude-mode arrays (a pure-mode run) replaced by zeros."""
-    T = sums["level_counts"].shape[0]
+    T = sums["level_counts"].shape[1]
     if sums["pop_sum"].size or not T:
         return sums
     shapes = {"pop_sum": (T, d), "pop_sumsq": (T, d), "obs_sum": (T, n_obs), "obs_sumsq": (T, n_obs),
@@ -239,7 +270,7 @@ def finalize(generator: DaviesGenerator, engine: kernels.Engine, sums: dict[str,
     """
     g = generator
     sums = _full_size(sums, observables_eig.shape[0], g.dimension, density)
-    counts = sums["level_counts"].astype(float)                    # (T, L)
+    counts = sums["level_counts"].T.astype(float)                  # (T, L)
     single = np.flatnonzero(g.level_sizes == 1)
     index = g.level_ptr[single]                                      # eigen-index of each
     pure = counts[:, single]                                         # (T, Ls)
@@ -268,9 +299,17 @@ def finalize(generator: DaviesGenerator, engine: kernels.Engine, sums: dict[str,
         total_sq = sums["rhodiag_sumsq"] + pure @ (weights**2).T
         out["rho_diagonal"], out["rho_diagonal_stderr"] = mean_stderr(total, total_sq, n)
     out.update(transition_arrays(engine, sums["trans_counts"]))
-    out["jump_counts"] = sums["jump_counts"]
+    out["jump_counts"] = jump_counts(engine, sums)
     out["occupation_time"] = sums["occupation_time"]
     return out
+
+
+def jump_counts(engine: kernels.Engine, sums: dict[str, np.ndarray]) -> np.ndarray:
+    """Jumps per channel: those counted per channel (states over several levels) plus those
+    counted per transition-table entry (states in one level)."""
+    through_table = np.bincount(engine.trans_channel, weights=sums["trans_counts"],
+                                minlength=sums["jump_counts"].size)
+    return sums["jump_counts"] + np.rint(through_table).astype(np.int64)
 
 
 def transition_arrays(engine: kernels.Engine, trans_counts: np.ndarray) -> dict[str, np.ndarray]:

@@ -54,7 +54,7 @@ class Unravelled:
     @property
     def amplitude_trajectories(self) -> np.ndarray:
         """(T,) number of trajectories not in the eigenstate of a non-degenerate level."""
-        return self.ntraj - self.tally.level_counts.sum(axis=1)
+        return self.ntraj - self.tally.level_counts.sum(axis=0)
 
 
 def sums_of(tally: kernels.Tally) -> dict[str, np.ndarray]:
@@ -205,7 +205,7 @@ def first_jump_records(generator, psi0, times, seed: int, ntraj: int):
         tally = unravel.fresh_tally(template, 1)
         kernels.run_chunk(engine, initial, tally, key, i, 1)
         occupation[i] = tally.occupation_time
-        last_levels[i] = tally.level_counts[-1]
+        last_levels[i] = tally.level_counts[:, -1]
         last_populations[i] = tally.pop_sum[-1]
         heat[i] = tally.heat[0]
         n_jumps[i] = tally.n_jumps[0]

@@ -1,0 +1,101 @@
+"""Shared pieces of the benchmark scripts: the TFIM test system, timing, load, tables.
+
+Not a test module and not part of the package. The scripts import it as ``common`` (they
+run as ``python benchmarks/NAME.py``, so this directory is on ``sys.path``).
+
+Timing: every measurement records both the wall-clock time (``time.perf_counter``) and the
+CPU time of this process (``time.process_time``). On a machine shared with other jobs the
+wall-clock rate is what one core delivered while contended; the CPU-time rate is what one
+core delivers while this process is actually scheduled (memory-bound code is still slowed
+down by other jobs sharing the caches, so neither is an idle-machine figure).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# Measure this checkout's package, not whatever copy happens to be installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from jumps import baths, models
+from jumps.davies import DaviesGenerator, build_generator
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One timed call: wall-clock and process CPU seconds, and what the call returned."""
+
+    wall: float
+    cpu: float
+    value: object = None
+
+
+def timed(function: Callable[..., object], *args: object) -> Timing:
+    """Call ``function(*args)`` once and time it (wall clock and process CPU time)."""
+    cpu = time.process_time()
+    wall = time.perf_counter()
+    value = function(*args)
+    return Timing(time.perf_counter() - wall, time.process_time() - cpu, value)
+
+
+def median(values) -> float:
+    return float(statistics.median(values))
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages and the core count, as one line."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
+def l3_cache_bytes() -> int | None:
+    """Size of the last-level cache of CPU 0 (Linux sysfs), or None."""
+    caches = sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"))
+    for index in reversed(caches):
+        try:
+            text = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+        return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+    return None
+
+
+def tfim_system(spins: int, h: float, hz: float, eta: float = 0.01, cutoff: float = 5.0,
+                beta: float = 1.0, lamb_shift: bool = True) -> tuple[models.Model, DaviesGenerator]:
+    """Open TFIM chain ``H = -sum sz sz - h sum sx - hz sum sz`` (J = 1) with an independent
+    Ohmic bath ``J(w) = eta w exp(-|w|/cutoff)`` at inverse temperature ``beta`` coupled
+    through ``sigma_x`` on every site."""
+    model = models.tfim_chain({"n": spins, "J": 1.0, "h": h, "hz": hz})
+    couplings = [model.operators[f"sx:{j}"] for j in range(spins)]
+    bath_list = [baths.ohmic(eta, cutoff, beta) for _ in range(spins)]
+    return model, build_generator(model.hamiltonian, couplings, bath_list, lamb_shift=lamb_shift)
+
+
+def format_table(headers: list[str], rows: list[list[object]]) -> str:
+    """Right-aligned plain-text table; floats in 4 significant digits."""
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        return str(value)
+
+    text = [[cell(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in text)) if text else len(h)
+              for i, h in enumerate(headers)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in text]
+    return "\n".join(lines)
+
+
+def array_bytes(arrays) -> int:
+    """Total bytes of the numpy arrays in an iterable."""
+    return int(sum(np.asarray(a).nbytes for a in arrays))

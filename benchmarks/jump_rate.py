@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Jumps per second per core of the pure-mode trajectory kernel on a 1024-level system.
+
+System: open 10-spin TFIM chain ``H = -sum sz sz - h sum sx - hz sum sz`` with h = 1.05,
+hz = 0.5 (non-integrable: no degenerate levels), an independent Ohmic bath on every site
+through sigma_x (eta = 0.01, cutoff 5, beta = 1), t in [0, t_final] on ``--times`` points.
+The trajectories start in one eigenstate (default the highest), so every state of every
+trajectory is a single non-degenerate eigenstate: the kernel's pure mode (a classical Markov
+chain, binary search in the level's cumulative rates) from start to end.
+
+Measured, in one process:
+
+1. generator build (``build_generator``, with the Lamb shift as ``python -m jumps run`` does by
+   default) and packing (``unravel.pack_engine``); sizes of the tables a jump reads;
+2. Numba compile/cache-load time of the first ``kernels.run_chunk`` call (excluded below);
+3. ``kernels.run_chunk`` on ``--trajectories`` trajectories, ``--repeats`` times with fresh
+   tallies and disjoint trajectory indices: jumps/s from wall-clock time and from process CPU
+   time; the median is the result (target: >= 5e6 jumps/s per core);
+4. where the time goes, with the real code: the per-trajectory cost of a trajectory with no
+   jump (t_final -> 0), and the same trajectories through ``unravel.ChunkRunner`` (what the
+   driver runs: a fresh tally per chunk, then the merge), in chunks of ``--chunk``.
+
+    python benchmarks/jump_rate.py                   # defaults of the issue
+    python benchmarks/jump_rate.py --spins 8 --no-lamb-shift --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+from common import (
+    array_bytes,
+    format_table,
+    l3_cache_bytes,
+    load_average,
+    median,
+    tfim_system,
+    timed,
+)
+
+from jumps import kernels, unravel
+from jumps.run import default_chunk_size
+
+TARGET_JUMPS_PER_SECOND = 5e6
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spins", type=int, default=10, help="chain length (d = 2^spins)")
+    parser.add_argument("--h", type=float, default=1.05, help="transverse field")
+    parser.add_argument("--hz", type=float, default=0.5, help="longitudinal field")
+    parser.add_argument("--eigenstate", type=int, default=-1,
+                        help="initial eigenstate index (ascending energies; -1 = highest)")
+    parser.add_argument("--trajectories", type=int, default=2000, help="per timed repetition")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--t-final", type=float, default=50.0)
+    parser.add_argument("--times", type=int, default=101, help="number of output times")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--chunk", type=int, default=default_chunk_size(20000),
+                        help="chunk size for the ChunkRunner measurement (default: the driver's "
+                             "choice for a 20000-trajectory run)")
+    parser.add_argument("--no-lamb-shift", dest="lamb_shift", action="store_false",
+                        help="build without the Lamb shift (much faster build; pure-mode "
+                             "trajectories do not depend on it)")
+    return parser.parse_args()
+
+
+def kernel_rates(engine, initial, template, key, count: int, repeats: int) -> list[dict]:
+    """Time ``repeats`` calls of ``run_chunk`` on ``count`` fresh trajectories each."""
+    rows = []
+    for repeat in range(repeats):
+        tally = unravel.fresh_tally(template, count)
+        first = (repeat + 1) * count  # disjoint from the warm-up trajectory 0
+        t = timed(kernels.run_chunk, engine, initial, tally, key, first, count)
+        jumps = int(t.value)
+        rows.append({"wall": t.wall, "cpu": t.cpu, "jumps": jumps,
+                     "wall_rate": jumps / t.wall, "cpu_rate": jumps / t.cpu})
+    return rows
+
+
+def empty_trajectory_cost(generator, engine, initial, key, count: int) -> float:
+    """CPU microseconds per trajectory that ends before its first jump (t_final = 1e-9)."""
+    times = np.array([0.0, 1e-9])
+    template = unravel.new_tally(generator, engine, times, {}, "none", 0)
+    kernels.run_chunk(engine, initial, unravel.fresh_tally(template, 1), key, 0, 1)
+    costs = []
+    for repeat in range(3):
+        tally = unravel.fresh_tally(template, count)
+        costs.append(timed(kernels.run_chunk, engine, initial, tally, key, 0, count).cpu)
+    return median(costs) / count * 1e6
+
+
+def driver_rate(engine, initial, template, key, count: int, chunk: int) -> dict:
+    """The same number of trajectories through ``ChunkRunner`` in chunks of ``chunk``."""
+    runner = unravel.ChunkRunner(engine, initial, template, key, count)
+
+    def run_all() -> int:
+        return sum(runner.run(first, min(chunk, count - first)) for first in range(0, count, chunk))
+
+    t = timed(run_all)
+    return {"chunk": chunk, "chunks": -(-count // chunk), "wall": t.wall, "cpu": t.cpu,
+            "jumps": int(t.value)}
+
+
+def main() -> int:
+    args = parse_args()
+    print(f"# jump_rate: {args.spins}-spin TFIM h={args.h} hz={args.hz}, sigma_x Ohmic baths "
+          f"eta=0.01 wc=5 beta=1, t in [0, {args.t_final}] ({args.times} points), "
+          f"start in eigenstate {args.eigenstate}")
+    print(f"# {load_average()} (before)")
+    build = timed(tfim_system, args.spins, args.h, args.hz, 0.01, 5.0, 1.0, args.lamb_shift)
+    _, generator = build.value
+    pack = timed(unravel.pack_engine, generator)
+    engine = pack.value
+    d = generator.dimension
+    degenerate = int(np.sum(generator.level_sizes > 1))
+    per_jump_tables = array_bytes([engine.pairs, engine.trans_weight, engine.trans_bath])
+    # trans_counts: one int64 per transition-table entry.
+    counters = 8 * engine.trans_channel.size
+    l3 = l3_cache_bytes()
+    print(format_table(
+        ["quantity", "value"],
+        [["dimension d", d], ["levels (degenerate)", f"{generator.n_levels} ({degenerate})"],
+         ["channels (bath, Bohr frequency)", generator.n_channels],
+         ["transition-table entries", engine.trans_channel.size],
+         ["level pairs (source, target)", engine.pairs.size],
+         ["build_generator s (wall / cpu)", f"{build.wall:.1f} / {build.cpu:.1f}"
+          + ("" if args.lamb_shift else "  [no Lamb shift]")],
+         ["pack_engine s (wall / cpu)", f"{pack.wall:.1f} / {pack.cpu:.1f}"],
+         ["tables a jump reads from (MB)", f"{per_jump_tables / 1e6:.0f}"],
+         ["counters written per jump, per tally (MB)", f"{counters / 1e6:.0f}"],
+         ["last-level cache (MB)", f"{l3 / 1e6:.0f}" if l3 else "unknown"]]))
+    if degenerate:
+        print("# warning: degenerate levels: trajectories may leave pure mode", file=sys.stderr)
+
+    times = np.linspace(0.0, args.t_final, args.times)
+    initial = unravel.make_initial(generator, generator.eigenvectors[:, args.eigenstate])
+    # As the driver does: a run that never leaves pure mode gets no amplitude-mode sums.
+    template = unravel.new_tally(generator, engine, times, {}, "none", 0,
+                                 amplitude=unravel.amplitude_possible(engine, initial))
+    key = unravel.seed_key(args.seed)
+    compile_time = timed(kernels.run_chunk, engine, initial, unravel.fresh_tally(template, 1),
+                         key, 0, 1)
+    print(f"\n# first run_chunk call (Numba compile or cache load, excluded below): "
+          f"{compile_time.wall:.2f} s")
+
+    rows = kernel_rates(engine, initial, template, key, args.trajectories, args.repeats)
+    table = [[i + 1, args.trajectories, r["jumps"], r["jumps"] / args.trajectories, r["wall"],
+              r["cpu"], r["wall_rate"] / 1e6, r["cpu_rate"] / 1e6] for i, r in enumerate(rows)]
+    wall_rate = median(r["wall_rate"] for r in rows)
+    cpu_rate = median(r["cpu_rate"] for r in rows)
+    table.append(["median", "", "", "", median(r["wall"] for r in rows),
+                  median(r["cpu"] for r in rows), wall_rate / 1e6, cpu_rate / 1e6])
+    print(f"\n# kernels.run_chunk, pure mode, {args.repeats} repetitions")
+    print(format_table(["rep", "traj", "jumps", "jumps/traj", "wall s", "cpu s",
+                        "Mjumps/s wall", "Mjumps/s cpu"], table))
+    verdict = "met" if cpu_rate >= TARGET_JUMPS_PER_SECOND else "MISSED"
+    print(f"# target >= {TARGET_JUMPS_PER_SECOND / 1e6:g} M jumps/s per core: {verdict} "
+          f"(median {cpu_rate / 1e6:.3g} M/s on CPU time, {wall_rate / 1e6:.3g} M/s wall)")
+
+    jumps_per_traj = median(r["jumps"] for r in rows) / args.trajectories
+    cpu_per_traj = median(r["cpu"] for r in rows) / args.trajectories * 1e6
+    empty = empty_trajectory_cost(generator, engine, initial, key, 20 * args.trajectories)
+    per_jump = (cpu_per_traj - empty) / max(jumps_per_traj, 1e-300) * 1e3
+    driver = driver_rate(engine, initial, template, key, args.trajectories, args.chunk)
+    kernel_cpu = median(r["cpu"] for r in rows)
+    print("\n# where the CPU time goes (real code)")
+    print(format_table(["part", "value"], [
+        ["CPU us per trajectory (median)", f"{cpu_per_traj:.2f}"],
+        ["  of which: trajectory without jumps (seed, initial state, tally rows)", f"{empty:.2f}"],
+        ["  of which: per jump (ns)", f"{per_jump:.0f}"],
+        [f"ChunkRunner, {driver['chunks']} chunks of {driver['chunk']}: cpu s", f"{driver['cpu']:.3f}"],
+        ["  kernel alone (median above): cpu s", f"{kernel_cpu:.3f}"],
+        ["  per-chunk overhead (fresh tally + merge), cpu ms",
+         f"{(driver['cpu'] - kernel_cpu) / driver['chunks'] * 1e3:.2f}"],
+        ["  jumps/s through ChunkRunner (cpu)", f"{driver['jumps'] / driver['cpu'] / 1e6:.3g} M"],
+    ]))
+    print(f"# {load_average()} (after)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
