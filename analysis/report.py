@@ -16,6 +16,7 @@ import numpy as np
 
 from jumps.errors import ConfigError
 from jumps.io import write_json
+from jumps.matrices import operator_norm
 
 from . import averages, balance, heat, reference
 from .load import Result
@@ -170,8 +171,7 @@ def _stochastic(result, system, ref, beta, alpha, gibbs_beta, report: dict,
     scales = None
     if system is not None:
         # The most one trajectory can contribute to <O>: the operator norm.
-        scales = {name: float(np.max(np.abs(np.linalg.eigvalsh(op))))
-                  for name, op in system.config.observables.items()}
+        scales = {name: operator_norm(op) for name, op in system.config.observables.items()}
     comparison = averages.compare_with_exact(result, ref, scales) if ref is not None else None
     report["comparison"] = comparison
     report["max_z_vs_exact"] = comparison["max_abs_z"] if comparison else None

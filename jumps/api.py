@@ -18,7 +18,7 @@ from .baths import Bath
 from .davies import DaviesGenerator, build_generator
 from .errors import ConfigError
 from .io import write_results
-from .models import check_hermitian
+from .matrices import as_array, check_hermitian
 
 
 def davies_generator(hamiltonian: Any, couplings: Sequence[Any], baths: Sequence[Bath],
@@ -43,8 +43,8 @@ def davies_generator(hamiltonian: Any, couplings: Sequence[Any], baths: Sequence
     lamb_shift : bool
         Include the Lamb-shift Hamiltonian.
     """
-    H = check_hermitian(unravel.as_array(hamiltonian), "hamiltonian")
-    operators = [check_hermitian(unravel.as_array(A), f"couplings[{a}]") for a, A in enumerate(couplings)]
+    H = check_hermitian(as_array(hamiltonian), "hamiltonian")
+    operators = [check_hermitian(as_array(A), f"couplings[{a}]") for a, A in enumerate(couplings)]
     for a, A in enumerate(operators):
         if A.shape != H.shape:
             raise ConfigError(f"couplings[{a}]", f"shape {A.shape} does not match H {H.shape}")
@@ -114,7 +114,7 @@ def unravel_generator(generator: DaviesGenerator, psi0: Any = None, times: Any =
         raise ConfigError("times", "must be a 1-d ascending grid starting at t >= 0")
     if trajectories < 1:
         raise ConfigError("trajectories", "must be >= 1")
-    observables = {name: check_hermitian(unravel.as_array(o), f"observables.{name}")
+    observables = {name: check_hermitian(as_array(o), f"observables.{name}")
                    for name, o in (observables or {}).items()}
     if density == "auto":
         density = "full" if generator.dimension <= 64 else "diagonal"
@@ -141,4 +141,4 @@ def unravel_generator(generator: DaviesGenerator, psi0: Any = None, times: Any =
 
 def solve_exact(generator: DaviesGenerator, rho0: Any, times: Any) -> exact.ExactSolution:
     """The master equation's ``rho(t)`` on a uniform grid (see :mod:`jumps.exact`)."""
-    return exact.evolve(generator, unravel.as_array(rho0), np.asarray(times, dtype=float))
+    return exact.evolve(generator, as_array(rho0), np.asarray(times, dtype=float))

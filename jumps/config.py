@@ -45,7 +45,7 @@ class RunConfig:
     """A validated run: the system, its baths, the initial state and the run settings."""
 
     model: Model
-    couplings: list[np.ndarray]
+    couplings: list  # (d, d) ndarray or scipy sparse, Hermitian
     coupling_names: list[str]
     baths: list[Bath]
     initial_state: InitialState
@@ -53,7 +53,7 @@ class RunConfig:
     n_times: int
     trajectories: int
     seed: int
-    observables: dict[str, np.ndarray]
+    observables: dict  # name -> (d, d) ndarray or scipy sparse, Hermitian
     density_matrix: str
     lamb_shift: bool = True
     degeneracy_tol: float | None = None
@@ -255,15 +255,17 @@ def _couplings(entry: dict, model: Model, base: Path, where: str) -> list[tuple[
                        key=lambda k: int(k[len(stem):]))
         if not names:
             raise ConfigError(field_name, f"the model names no operators {stem}0, {stem}1, ...")
-        return [(name, check_hermitian(model.operators[name], field_name)) for name in names]
+        return [(name, check_hermitian(model.sparse_operator(name, field_name), field_name))
+                for name in names]
     if isinstance(spec, str) and not spec.endswith(".npy"):
-        matrix = model.operator(spec, field_name)
+        matrix = model.sparse_operator(spec, field_name)
         name = spec
     else:
         matrix = load_array(spec, base, field_name)
         name = spec if isinstance(spec, str) else "inline"
-    if matrix.shape != model.hamiltonian.shape:
-        raise ConfigError(field_name, f"shape {matrix.shape} does not match the Hamiltonian {model.hamiltonian.shape}")
+    d = model.dimension
+    if matrix.shape != (d, d):
+        raise ConfigError(field_name, f"shape {matrix.shape} does not match the Hamiltonian {(d, d)}")
     return [(name, check_hermitian(matrix, field_name))]
 
 
@@ -367,11 +369,12 @@ def _observables(spec: Any, model: Model, base: Path) -> dict[str, np.ndarray]:
     for name, value in items:
         field_name = f"run.observables.{name}"
         if isinstance(value, str) and not value.endswith(".npy"):
-            matrix = model.operator(value, field_name)
+            matrix = model.sparse_operator(value, field_name)
         else:
             matrix = load_array(value, base, field_name)
-        if matrix.shape != model.hamiltonian.shape:
-            raise ConfigError(field_name, f"must have shape {model.hamiltonian.shape}, got {matrix.shape}")
+        d = model.dimension
+        if matrix.shape != (d, d):
+            raise ConfigError(field_name, f"must have shape {(d, d)}, got {matrix.shape}")
         out[_key(name)] = check_hermitian(matrix, field_name)
     return out
 

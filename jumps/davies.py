@@ -27,6 +27,7 @@ from scipy.sparse.csgraph import connected_components
 
 from .baths import Bath
 from .errors import ConfigError
+from .matrices import as_array, dense
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,7 @@ class DaviesGenerator:
     def to_energy_basis(self, operator: np.ndarray) -> np.ndarray:
         """``V^dag O V``: an operator from the user's basis to the eigenbasis."""
         V = self.eigenvectors
-        return V.conj().T @ operator @ V
+        return V.conj().T @ np.asarray(operator @ V)
 
     def summary_arrays(self) -> dict[str, np.ndarray]:
         """The arrays every result file carries about its generator (see README, Results)."""
@@ -265,7 +266,7 @@ def build_generator(hamiltonian: np.ndarray, couplings: list[np.ndarray], baths:
     lamb_shift : bool
         Global switch; each bath also has its own ``lamb_shift_enabled``.
     """
-    H = np.asarray(hamiltonian, dtype=complex)
+    H = dense(hamiltonian)
     if len(couplings) != len(baths):
         raise ConfigError("baths", f"{len(couplings)} coupling operators for {len(baths)} baths")
     # Real symmetric H: real eigenvectors, and real couplings then stay real in the eigenbasis
@@ -279,7 +280,7 @@ def build_generator(hamiltonian: np.ndarray, couplings: list[np.ndarray], baths:
 
     rows, cols, values, bath_of, dropped = [], [], [], [], []
     for a, A in enumerate(couplings):
-        A = np.asarray(A)
+        A = as_array(A)
         if real and not np.any(np.imag(A)):
             A_eig = V.T @ (np.real(A) @ V)
         else:

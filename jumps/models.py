@@ -13,12 +13,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from functools import reduce
+from functools import cached_property, reduce
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from .errors import ConfigError
+from .matrices import check_hermitian, dense, sparse
+
+__all__ = ["MODELS", "Model", "build_model", "check_hermitian", "explicit", "product_state"]
 
 PAULI = {
     "sx": np.array([[0, 1], [1, 0]], dtype=complex),
@@ -52,10 +56,13 @@ class Model:
     ----------
     name : str
         Model name (``"tfim_chain"``, ``"explicit"``, ...).
-    hamiltonian : ndarray, (d, d) complex
-        Hermitian system Hamiltonian in the model's basis (the "user basis").
+    stored_hamiltonian : (d, d) ndarray or scipy sparse matrix
+        Hermitian system Hamiltonian in the model's basis (the "user basis"), as built: sparse
+        for spin models. :attr:`hamiltonian` is its dense form, :attr:`sparse_hamiltonian`
+        its CSR form.
     operators : dict[str, ndarray]
-        Named operators in the same basis (Hermitian or not; couplings must be Hermitian).
+        Named operators in the same basis (Hermitian or not; couplings must be Hermitian),
+        dense; :meth:`sparse_operator` gives any of them, or an expression, as CSR.
     qubits : int
         Number of qubits for spin models (enables product initial states), else 0.
     energy_unit : str
@@ -65,7 +72,7 @@ class Model:
     """
 
     name: str
-    hamiltonian: np.ndarray
+    stored_hamiltonian: Any
     operators: Mapping[str, np.ndarray] = field(default_factory=dict)
     qubits: int = 0
     energy_unit: str = "arbitrary"
@@ -73,7 +80,16 @@ class Model:
 
     @property
     def dimension(self) -> int:
-        return self.hamiltonian.shape[0]
+        return self.stored_hamiltonian.shape[0]
+
+    @cached_property
+    def hamiltonian(self) -> np.ndarray:
+        """The Hamiltonian as a dense complex matrix (made on first use)."""
+        return dense(self.stored_hamiltonian)
+
+    @property
+    def sparse_hamiltonian(self) -> sp.csr_matrix:
+        return sparse(self.stored_hamiltonian)
 
     def operator(self, expression: str, field_name: str = "operator") -> np.ndarray:
         """Evaluate an operator expression: a sum of terms ``[coef *] name [* name ...]``.
@@ -83,10 +99,23 @@ class Model:
         """
         return parse_operator(expression, self._lookup, self.dimension, field_name)
 
+    def sparse_operator(self, expression: str, field_name: str = "operator") -> sp.csr_matrix:
+        """:meth:`operator` as a sparse CSR matrix, never made dense on the way."""
+        return parse_operator(expression, self._lookup_sparse, self.dimension, field_name,
+                              sparse_result=True)
+
     def _lookup(self, name: str) -> np.ndarray | None:
         if name in ("energy", "H"):
             return self.hamiltonian
         return self.operators.get(name)
+
+    def _lookup_sparse(self, name: str) -> sp.csr_matrix | None:
+        if name in ("energy", "H"):
+            return self.sparse_hamiltonian
+        if isinstance(self.operators, QubitOperators):
+            return self.operators.sparse_or_none(name)
+        op = self.operators.get(name)
+        return None if op is None else sparse(op)
 
 
 def _number(token: str) -> float | None:
@@ -103,9 +132,10 @@ def _number(token: str) -> float | None:
         return None
 
 
-def parse_operator(expression: str, lookup: Callable[[str], np.ndarray | None], dimension: int,
-                   field_name: str) -> np.ndarray:
-    """Parse ``[coef *] name [* name ...] (+|-) ...`` into a matrix (see Model.operator)."""
+def parse_operator(expression: str, lookup: Callable[[str], Any], dimension: int,
+                   field_name: str, sparse_result: bool = False):
+    """Parse ``[coef *] name [* name ...] (+|-) ...`` into a matrix (see Model.operator):
+    dense, or CSR with ``sparse_result`` (then ``lookup`` returns sparse matrices)."""
     text = expression.replace(" ", "")
     if not text:
         raise ConfigError(field_name, "empty operator expression")
@@ -113,13 +143,18 @@ def parse_operator(expression: str, lookup: Callable[[str], np.ndarray | None], 
     terms = re.split(r"(?<![0-9.][eE])(?=[+-])", text)
     if len(terms) > 1 and terms[0] == "":  # a leading sign: "-sx + sz"
         terms = terms[1:]
-    total = np.zeros((dimension, dimension), dtype=complex)
+    if sparse_result:
+        total = sp.csr_matrix((dimension, dimension), dtype=complex)
+    else:
+        total = np.zeros((dimension, dimension), dtype=complex)
     for term in terms:
         if term in ("", "+", "-"):
             raise ConfigError(field_name, f"cannot parse operator expression {expression!r}")
         sign = -1.0 if term[0] == "-" else 1.0
         factors = term.lstrip("+-").split("*")
-        matrix = np.eye(dimension, dtype=complex) * sign
+        identity = sp.identity(dimension, dtype=complex, format="csr") if sparse_result else (
+            np.eye(dimension, dtype=complex))
+        matrix = identity * sign
         named = False
         for factor in factors:
             value = _number(factor)
@@ -133,8 +168,8 @@ def parse_operator(expression: str, lookup: Callable[[str], np.ndarray | None], 
             named = True
         if not named:
             raise ConfigError(field_name, f"term {term!r} names no operator")
-        total += matrix
-    return total
+        total = total + matrix
+    return sp.csr_matrix(total) if sparse_result else total
 
 
 def site_operator(single: np.ndarray, site: int, n: int) -> sp.csr_matrix:
@@ -158,6 +193,12 @@ class QubitOperators(MutableMapping):
         self._names = [f"{p}:{j}" for p in PAULI for j in range(n)] + ["Sx", "Sy", "Sz"]
         if n == 1:
             self._names += list(PAULI)
+
+    def sparse_or_none(self, name: str) -> sp.csr_matrix | None:
+        """Any operator of this mapping as CSR (built-ins never dense), or None if unknown."""
+        if name in self.extra:
+            return sparse(self.extra[name])
+        return self.sparse(name) if name in self._names else None
 
     def sparse(self, name: str) -> sp.csr_matrix:
         """A built-in operator as a sparse matrix."""
@@ -186,11 +227,6 @@ class QubitOperators(MutableMapping):
 
     def __len__(self) -> int:
         return len(set(self._names) | set(self.extra))
-
-
-def _dense(matrix) -> np.ndarray:
-    """A sparse or dense matrix (or the 0 of an empty sum) as a dense complex array."""
-    return np.asarray(matrix.toarray() if sp.issparse(matrix) else matrix, dtype=complex)
 
 
 def _require_int(params: dict, key: str, default: int, low: int, high: int) -> int:
@@ -267,7 +303,7 @@ def tfim_chain(params: dict) -> Model:
     s = ops.sparse
     H = sum(-coupling * s(f"sz:{i}") @ s(f"sz:{j}") for i, j in _chain_bonds(n, periodic))
     H = H + sum(-h * s(f"sx:{j}") - hz * s(f"sz:{j}") for j in range(n))
-    return Model("tfim_chain", _dense(H), ops, qubits=n,
+    return Model("tfim_chain", sp.csr_matrix(H), ops, qubits=n,
                  params={"n": n, "J": coupling, "h": h, "hz": hz, "periodic": periodic})
 
 
@@ -286,7 +322,7 @@ def xxz_chain(params: dict) -> Model:
                         + delta * s(f"sz:{i}") @ s(f"sz:{j}"))
             for i, j in _chain_bonds(n, periodic))
     H = H + sum(hz * s(f"sz:{j}") for j in range(n))
-    return Model("xxz_chain", _dense(H), ops, qubits=n,
+    return Model("xxz_chain", sp.csr_matrix(H), ops, qubits=n,
                  params={"n": n, "J": coupling, "delta": delta, "hz": hz, "periodic": periodic})
 
 
@@ -300,7 +336,8 @@ def collective_qubits(params: dict) -> Model:
     n = _require_int(params, "n", 2, 1, 14)
     w0 = _require_float(params, "w0", 1.0)
     ops = QubitOperators(n)
-    return Model("collective_qubits", w0 * ops["Sz"], ops, qubits=n, params={"n": n, "w0": w0})
+    return Model("collective_qubits", w0 * ops.sparse("Sz"), ops, qubits=n,
+                 params={"n": n, "w0": w0})
 
 
 # Fenna–Matthews–Olson complex of C. tepidum: site energies and couplings in cm^-1 from
@@ -348,22 +385,6 @@ def build_model(name: str, params: dict | None = None) -> Model:
     if name not in MODELS:
         raise ConfigError("system.model", f"unknown model {name!r} (known: {', '.join(MODELS)})")
     return MODELS[name](dict(params or {}))
-
-
-def check_hermitian(matrix: np.ndarray, field_name: str, rtol: float = 1e-10) -> np.ndarray:
-    """Return ``matrix`` as a complex square array, or raise ConfigError if it is not Hermitian."""
-    matrix = np.asarray(matrix)
-    if matrix.dtype == object or not np.issubdtype(matrix.dtype, np.number):
-        raise ConfigError(field_name, "must be a numeric matrix")
-    matrix = matrix.astype(complex)
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] == 0:
-        raise ConfigError(field_name, f"must be a square matrix, got shape {matrix.shape}")
-    if not np.all(np.isfinite(matrix)):
-        raise ConfigError(field_name, "contains NaN or inf")
-    scale = max(np.max(np.abs(matrix)), 1e-300)
-    if np.max(np.abs(matrix - matrix.conj().T)) > rtol * scale:
-        raise ConfigError(field_name, "must be Hermitian")
-    return 0.5 * (matrix + matrix.conj().T)
 
 
 def explicit(hamiltonian: np.ndarray, operators: dict[str, np.ndarray] | None = None) -> Model:

@@ -8,13 +8,12 @@ the per-trajectory heat and jump counts), and turns sums into means with standar
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from . import kernels
 from .davies import DaviesGenerator
 from .errors import ConfigError
+from .matrices import as_array
 
 # Tally arrays that are sums over trajectories. Integer counts add exactly in any order and
 # accumulate in place; float sums are made per chunk and merged with compensation.
@@ -22,13 +21,6 @@ INT_FIELDS = ("level_counts", "jump_counts", "trans_counts")
 FLOAT_FIELDS = ("pop_sum", "pop_sumsq", "obs_sum", "obs_sumsq", "rho_sum", "rho_sumsq",
                 "rhodiag_sum", "rhodiag_sumsq", "occupation_time")
 SUM_FIELDS = INT_FIELDS + FLOAT_FIELDS
-
-
-def as_array(value: Any) -> np.ndarray:
-    """numpy array from an array-like or a ``qutip.Qobj`` (duck-typed: ``.full()``)."""
-    if hasattr(value, "full") and callable(value.full):
-        value = value.full()
-    return np.asarray(value)
 
 
 def pack_engine(generator: DaviesGenerator) -> kernels.Engine:

@@ -8,6 +8,7 @@ import pytest
 
 from jumps.config import load_config
 from jumps.errors import ConfigError
+from jumps.matrices import dense
 
 
 def test_bad_input_names_the_field(bad_case, tmp_path):
@@ -27,7 +28,7 @@ def test_good_config(good_config):
     assert config.model.name == "two_level"
     assert len(config.baths) == 1 and config.baths[0].beta == 1.0
     assert set(config.observables) == {"energy", "sz_0", "sx"}
-    np.testing.assert_allclose(config.observables["sz_0"], np.diag([1.0, -1.0]))
+    np.testing.assert_allclose(dense(config.observables["sz_0"]), np.diag([1.0, -1.0]))
     np.testing.assert_allclose(config.times, np.linspace(0, 4.0, 9))
     assert config.store_density == "full"
     assert config.initial_state.index == 1
