@@ -15,15 +15,17 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import expm_multiply
 
 from jumps import exact
+from jumps.build import build
 from jumps.config import RunConfig, parse_config
 from jumps.davies import DaviesGenerator
 from jumps.errors import ConfigError
-from jumps.run import build, initial_density
+from jumps.run import initial_density
 
 from .load import Result, check_same_run, load_result
 
 # Above this dimension the exact solution is not computed on the fly (give --exact instead).
 MAX_ON_THE_FLY_DIMENSION = 64
+MAX_REBUILD_DIMENSION = 1024  # the channel generator of a 10-spin chain: ~20 s
 # Above this dimension the Liouvillian spectrum (relaxation rate) is not computed densely.
 MAX_SPECTRUM_DIMENSION = 24
 
@@ -72,9 +74,13 @@ def rebuild(result: Result) -> System:
         raise Unavailable("run.json holds no config (a result saved from the Python API)")
     config_path = result.meta.get("config_path") or ""
     base = Path(config_path).parent if config_path else result.path
+    dimension = int(result.meta.get("dimension", 0))
+    if dimension > MAX_REBUILD_DIMENSION:
+        raise Unavailable(f"d = {dimension} > {MAX_REBUILD_DIMENSION}: the generator is not rebuilt "
+                          "for the analysis")
     try:
         config = parse_config(raw, base=base, source=config_path)
-        generator = build(config)
+        generator, _ = build(config, "channels")
     except ConfigError as error:
         raise Unavailable(f"cannot rebuild the generator from the config ({error.field}: "
                           f"{error.reason})") from None
@@ -83,6 +89,8 @@ def rebuild(result: Result) -> System:
             generator.energies, result.energies, rtol=0, atol=1e-8 * scale):
         raise Unavailable("the rebuilt generator has another spectrum than the result (did a "
                           "file the config names change?)")
+    if result.meta.get("generator", "channels") != "channels":
+        return System(config, generator)  # the rates generator lists only channels that jumped
     rates = result["channel_rate"]
     floor = 1e-14 * max(1.0, float(rates.max(initial=0.0)))
     if generator.channel_rate.shape != rates.shape or not np.allclose(

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import kernels
 from .errors import ConfigError
 
 ArrayFunc = Callable[[np.ndarray], np.ndarray]
@@ -127,6 +128,14 @@ class Bath:
         return np.where(w == 0, zero_rate, gamma)
 
     @property
+    def fingerprint(self) -> tuple | None:
+        """Everything the rates and Lamb shift depend on (for the generator cache), or None
+        for a bath defined by a Python function."""
+        if self.kind == "callable" or (self.kind == "rates" and "table_sha" not in self.params):
+            return None
+        return (self.kind, self.beta, self.lamb_shift_enabled, tuple(sorted(self.params.items())))
+
+    @property
     def key(self) -> tuple:
         """Equal keys mean equal rates and Lamb shifts (lets a generator compute them once)."""
         if self.kind in ("ohmic", "drude_lorentz"):
@@ -183,14 +192,17 @@ class LambShiftTable:
 
     Panels (split at 0, where ``S`` may have a ``w log|w|`` kink at zero temperature) carry
     degree-``DEGREE`` Chebyshev interpolants; a panel is halved until the interpolant matches
-    the function at points between its nodes to ``TOLERANCE * max|f|``. All evaluations of a
-    refinement round are made in one vectorised call.
+    the function at points between its nodes to ``TOLERANCE * max|f|`` (``relative``: to
+    ``TOLERANCE`` times the largest ``|f|`` on that panel, for functions such as rates that
+    decay by orders of magnitude). All evaluations of a refinement round are made in one
+    vectorised call. ``edges`` and ``coefficients`` are plain arrays (the Numba kernels of the
+    large-system path evaluate rate tables with them).
     """
 
     DEGREE = 24
     TOLERANCE = 1e-10
 
-    def __init__(self, function: ArrayFunc, low: float, high: float):
+    def __init__(self, function: ArrayFunc, low: float, high: float, relative: bool = False):
         n = self.DEGREE
         self._nodes = np.cos(np.pi * (np.arange(n) + 0.5) / n)            # in (-1, 1)
         self._checks = np.cos(np.pi * np.arange(1, n) / n)                # between nodes
@@ -209,10 +221,11 @@ class LambShiftTable:
             points = np.concatenate([mid + half * self._nodes, mid + half * self._checks], axis=1)
             values = function(points.ravel()).reshape(points.shape)
             scale = max(scale, float(np.max(np.abs(values))))
+            bound = np.max(np.abs(values), axis=1) if relative else np.full(len(todo), scale)
             coefficients = np.polynomial.chebyshev.chebfit(self._nodes, values[:, :n].T, n - 1).T
             interpolated = self._clenshaw(coefficients, np.broadcast_to(self._checks, (len(todo), n - 1)))
             error = np.max(np.abs(interpolated - values[:, n:]), axis=1)
-            good = (error <= self.TOLERANCE * max(scale, 1e-300)) | (half[:, 0] < 1e-13 * (1 + np.abs(mid[:, 0])))
+            good = (error <= self.TOLERANCE * np.maximum(bound, 1e-300)) | (half[:, 0] < 1e-13 * (1 + np.abs(mid[:, 0])))
             next_todo = []
             for i, (lo, hi) in enumerate(todo):
                 if good[i]:
@@ -235,10 +248,20 @@ class LambShiftTable:
         return x * b1 - b2 + coefficients[:, :1]
 
     def __call__(self, w: np.ndarray) -> np.ndarray:
-        panel = np.clip(np.searchsorted(self.edges, w, side="right") - 1, 0, len(self.coefficients) - 1)
-        lo, hi = self.edges[panel], self.edges[panel + 1]
-        x = (2.0 * w - (lo + hi)) / (hi - lo)
-        return self._clenshaw(self.coefficients[panel], x[:, None])[:, 0]
+        w = np.ascontiguousarray(w, dtype=float)
+        out = np.empty(w.size)
+        kernels.chebyshev_many(self.edges[:-1], self.edges[1:], self.coefficients, w.ravel(), out)
+        return out.reshape(w.shape)
+
+
+def _sha(*arrays: np.ndarray) -> str:
+    """A short hash of table contents (a tabulated bath's identity in the generator cache)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array, dtype=float).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _positive(value: float, name: str, allow_zero: bool = False) -> float:
@@ -332,7 +355,7 @@ def tabulated(table: np.ndarray, beta: float, lamb_shift: bool = True) -> Bath:
         slope_at_zero=j[1] / w[1],
         scale=float(w[-1]) / 4.0,
         lamb_shift_enabled=lamb_shift,
-        params={"points": int(w.size), "w_max": float(w[-1])},
+        params={"points": int(w.size), "w_max": float(w[-1]), "table_sha": _sha(w, j)},
     )
 
 
@@ -383,7 +406,8 @@ def from_rates(rates: np.ndarray | ArrayFunc, scale: float | None = None,
             return np.interp(x, w, gamma, left=0.0, right=0.0)
 
         scale = float(np.max(np.abs(w))) / 4.0 if scale is None else scale
-        params = {"points": int(w.size), "w_min": float(w[0]), "w_max": float(w[-1])}
+        params = {"points": int(w.size), "w_min": float(w[0]), "w_max": float(w[-1]),
+                  "table_sha": _sha(w, gamma)}
     return Bath(
         kind="rates",
         beta=float("nan"),

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 import traceback
 from pathlib import Path
 
@@ -36,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="spectrum, channels, rates, Gibbs state, diagnostics")
     info.add_argument("config", type=Path)
+    info.add_argument("--estimate", action="store_true",
+                      help="only estimate memory and build time; do not build")
 
     exact = sub.add_parser("exact", help="solve the master equation densely (small d)")
     exact.add_argument("config", type=Path)
@@ -52,13 +53,17 @@ def _command(args: argparse.Namespace) -> int:
     from .config import load_config
 
     if args.command == "info":
+        from .build import build, check_fits, estimate, wanted_kind
         from .info import info_text
-        from .run import build
 
         config = load_config(args.config)
-        start = time.perf_counter()
-        generator = build(config)
-        print(info_text(config, generator, time.perf_counter() - start))
+        guess = estimate(config, wanted_kind(config))
+        print("\n".join(guess.lines()), flush=True)
+        if args.estimate:
+            return 0
+        check_fits(config, guess.kind)
+        generator, built = build(config)
+        print(info_text(config, generator, built))
         return 0
     if args.command == "exact":
         from .run import run_exact
@@ -105,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         if under_mpi and not agreed:
             parallel.abort_world(2)
         return 2
+    except BrokenPipeError:
+        # The reader went away (``python -m jumps info C | head``): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("jumps: interrupted", file=sys.stderr)
         if under_mpi:

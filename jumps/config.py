@@ -25,7 +25,9 @@ BATH_KEYS = {"coupling", "spectral_density", "eta", "cutoff", "reorganization", 
              "temperature", "beta", "lamb_shift", "name"}
 INITIAL_KEYS = {"kind", "index", "state", "vector"}
 RUN_KEYS = {"t_final", "n_times", "trajectories", "seed", "observables", "density_matrix",
-            "lamb_shift", "chunk_size", "checkpoint_seconds", "record_jumps"}
+            "lamb_shift", "chunk_size", "checkpoint_seconds", "record_jumps", "generator",
+            "cache"}
+GENERATORS = ("auto", "channels", "rates")
 DENSITY_MODES = ("full", "diagonal", "none", "auto")
 AUTO_FULL_DIMENSION = 64
 
@@ -61,6 +63,8 @@ class RunConfig:
     chunk_size: int = 0
     checkpoint_seconds: float = 10.0
     record_jumps: int = 0
+    generator: str = "auto"
+    cache: bool = True
     source: str = ""
     raw: dict = field(default_factory=dict)
 
@@ -125,6 +129,12 @@ def parse_config(raw: dict, base: Path = Path("."), source: str = "") -> RunConf
     density = run.get("density_matrix", "auto")
     if density not in DENSITY_MODES:
         raise ConfigError("run.density_matrix", f"must be one of {', '.join(DENSITY_MODES)}, got {density!r}")
+    generator = run.get("generator", "auto")
+    if generator not in GENERATORS:
+        raise ConfigError("run.generator", f"must be one of {', '.join(GENERATORS)}, got {generator!r}")
+    if generator == "rates" and initial.kind not in ("eigenstate", "gibbs"):
+        raise ConfigError("initial_state.kind", "the rates generator runs trajectories between "
+                                                "eigenstates: start in an eigenstate or gibbs")
     system = raw["system"]
     degeneracy_tol = system.get("degeneracy_tol")
     if degeneracy_tol is not None:
@@ -138,6 +148,7 @@ def parse_config(raw: dict, base: Path = Path("."), source: str = "") -> RunConf
         chunk_size=_integer(run, "chunk_size", 0, "run", low=0),
         checkpoint_seconds=_number(run, "checkpoint_seconds", 10.0, "run", positive=True),
         record_jumps=_integer(run, "record_jumps", 0, "run", low=0),
+        generator=generator, cache=_bool(run, "cache", True, "run"),
         source=source, raw=raw,
     )
 

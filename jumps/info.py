@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .config import RunConfig
-from .davies import DaviesGenerator, diagnostics
+from .davies import diagnostics
+from .rates import RateGenerator
 
 MAX_ROWS = 12
 
@@ -17,22 +18,72 @@ def _rows(items: list[str]) -> list[str]:
     return items[:half] + [f"  ... ({len(items) - MAX_ROWS} more)"] + items[-half:]
 
 
-def info_text(config: RunConfig, generator: DaviesGenerator, build_seconds: float) -> str:
-    """The info report: spectrum, channels and rates, Gibbs populations, diagnostics."""
-    g = generator
-    diag = diagnostics(g)
-    lines = [
-        f"model            {config.model.name}  (energy unit: {config.model.energy_unit}; hbar = k_B = 1)",
-        f"dimension        {g.dimension}  ({g.n_levels} levels, largest degeneracy {g.level_sizes.max()})",
-        f"baths            {len(config.baths)}",
-    ]
+def _header(config: RunConfig, g, built: dict) -> list[str]:
+    lines = [(f"model            {config.model.name}  (energy unit: {config.model.energy_unit}; "
+             "hbar = k_B = 1)")]
+    if isinstance(g, RateGenerator):
+        lines.append(f"dimension        {g.dimension}  (non-degenerate: smallest level spacing "
+                     f"{g.min_level_spacing:.3g})")
+    else:
+        lines.append(f"dimension        {g.dimension}  ({g.n_levels} levels, largest degeneracy "
+                     f"{g.level_sizes.max()})")
+    lines.append(f"baths            {len(config.baths)}")
     for a, (bath, name) in enumerate(zip(config.baths, config.coupling_names)):
         temp = "non-thermal rates" if not bath.is_thermal else f"beta = {bath.beta:.6g}"
         params = ", ".join(f"{k} = {v:.6g}" if isinstance(v, float) else f"{k} = {v}"
-                           for k, v in bath.params.items())
+                           for k, v in bath.params.items() if k != "table_sha")
         lines.append(f"  [{a}] {bath.kind:<14} coupling {name:<12} {temp}; {params}; "
                      f"Lamb shift {'on' if bath.lamb_shift_enabled and config.lamb_shift else 'off'}")
-    lines.append(f"build time       {build_seconds:.3f} s")
+    source = f"loaded from the cache {built['cached']}" if built.get("cached") else "built"
+    lines.append(f"build time       {built['build_seconds']:.3f} s ({built['kind']} generator, {source})")
+    timings = getattr(g, "timings", None)
+    if timings and not built.get("cached"):
+        lines.append("                 " + ", ".join(f"{k} {v:.3g} s" for k, v in timings.items()))
+    return lines
+
+
+def _rates_info(config: RunConfig, g: RateGenerator, built: dict) -> str:
+    lines = _header(config, g, built)
+    lines += ["", "spectrum (eigenstates)",
+              "  level   energy           total rate out    Lamb shift" +
+              ("       Gibbs population" if g.common_beta() is not None else "")]
+    gibbs = g.gibbs_populations() if g.common_beta() is not None else None
+    items = []
+    for m in range(g.dimension):
+        row = f"  {m:>5}   {g.energies[m]:>+14.8g}   {g.level_rate[m]:>15.8e}   {g.lamb_shift[m]:>+12.5e}"
+        if gibbs is not None:
+            row += f"   {gibbs[m]:.6e}"
+        items.append(row)
+    lines += _rows(items)
+    lines += ["", (f"transitions      {g.n_baths} x {g.dimension}^2 (bath, from, to), as alias tables; "
+              f"bath split in {8 if g.split_scale < 256 else 16} bits"),
+              "", "diagnostics"]
+    largest = float(g.level_rate.max())
+    margin = g.min_level_spacing / largest if largest > 0 else np.inf
+    lines.append(f"  smallest level spacing                 {g.min_level_spacing:.6g}")
+    lines.append(f"  largest total rate out of a level      {largest:.6g}")
+    verdict = "ok" if margin > 10 else "WARNING: secular approximation questionable (want >> 1)"
+    lines.append(f"  level spacing / rate                   {margin:.6g}   {verdict}")
+    if g.components is None:
+        lines.append("  steady state                           not decided (directed jump graph)")
+    elif g.components == 1:
+        lines.append("  steady state                           unique" +
+                     (" (the Gibbs state)" if gibbs is not None else ""))
+    else:
+        lines.append(f"  steady state                           NOT unique: {g.components} "
+                     "classes of eigenstates not connected by any rate")
+    return "\n".join(lines)
+
+
+def info_text(config: RunConfig, generator, built: dict) -> str:
+    """The info report: spectrum, channels and rates, Gibbs populations, diagnostics.
+
+    ``built`` is what :func:`jumps.build.build` returned about the build."""
+    if isinstance(generator, RateGenerator):
+        return _rates_info(config, generator, built)
+    g = generator
+    diag = diagnostics(g)
+    lines = _header(config, g, built)
     lines.append("")
     beta = g.common_beta()
     gibbs = g.gibbs_populations() if beta is not None else None

@@ -691,49 +691,168 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
 
 
 @numba.njit(cache=True, nogil=True)
-def alias_tables(weights, ptr):
-    """Walker alias tables (Vose's construction) for each segment ``ptr[k]:ptr[k+1]``.
+def _vose(weights, lo, hi, threshold, alias, offset, scaled, small, large):
+    """Walker alias table of ``weights[lo:hi]`` (Vose's construction) into ``threshold[lo:hi]``
+    and ``alias[lo:hi]`` (alias indices minus ``offset``); scratch arrays of size ``hi - lo``.
 
-    Drawing slot ``i`` uniformly in a segment of ``n`` and keeping it when a uniform ``f`` is
-    below ``threshold[i]`` (else taking ``alias[i]``, an absolute index) samples index ``j``
-    with probability ``weights[j] / sum(segment)``, exactly up to rounding of the thresholds.
+    Drawing slot ``i`` uniformly and keeping it when a uniform ``f`` is below ``threshold[i]``
+    (else taking ``alias[i]``) samples ``j`` with probability ``weights[j] / sum``, exactly up
+    to rounding of the thresholds. An all-zero segment gets threshold 1 everywhere.
     """
+    total = 0.0
+    for j in range(lo, hi):
+        total += weights[j]
+        threshold[j] = 1.0
+        alias[j] = j - offset
+    if hi == lo or total <= 0.0:
+        return
+    n_small = 0
+    n_large = 0
+    for j in range(lo, hi):
+        scaled[j - lo] = weights[j] * (hi - lo) / total
+        if scaled[j - lo] < 1.0:
+            small[n_small] = j
+            n_small += 1
+        else:
+            large[n_large] = j
+            n_large += 1
+    while n_small > 0 and n_large > 0:
+        n_small -= 1
+        s = small[n_small]
+        g = large[n_large - 1]
+        threshold[s] = scaled[s - lo]
+        alias[s] = g - offset
+        scaled[g - lo] = (scaled[g - lo] + scaled[s - lo]) - 1.0
+        if scaled[g - lo] < 1.0:
+            n_large -= 1
+            small[n_small] = g
+            n_small += 1
+    # Leftovers hold probability 1 up to rounding: they keep threshold 1 (never aliased).
+
+
+@numba.njit(cache=True, nogil=True)
+def alias_tables(weights, ptr):
+    """Walker alias tables for each segment ``ptr[k]:ptr[k+1]`` of ``weights``: thresholds
+    and absolute alias indices (see :func:`_vose`)."""
     size = weights.size
     threshold = np.ones(size)
     alias = np.arange(size)
-    scaled = np.empty(size)
-    small = np.empty(size, dtype=np.int64)
-    large = np.empty(size, dtype=np.int64)
+    longest = 0
     for k in range(ptr.size - 1):
-        lo, hi = ptr[k], ptr[k + 1]
-        total = 0.0
-        for j in range(lo, hi):
-            total += weights[j]
-        if hi == lo or total <= 0.0:
-            continue
-        n_small = 0
-        n_large = 0
-        for j in range(lo, hi):
-            scaled[j] = weights[j] * (hi - lo) / total
-            if scaled[j] < 1.0:
-                small[n_small] = j
-                n_small += 1
-            else:
-                large[n_large] = j
-                n_large += 1
-        while n_small > 0 and n_large > 0:
-            n_small -= 1
-            s = small[n_small]
-            g = large[n_large - 1]
-            threshold[s] = scaled[s]
-            alias[s] = g
-            scaled[g] = (scaled[g] + scaled[s]) - 1.0
-            if scaled[g] < 1.0:
-                n_large -= 1
-                small[n_small] = g
-                n_small += 1
-        # Leftovers hold probability 1 up to rounding: they keep threshold 1 (never aliased).
+        longest = max(longest, ptr[k + 1] - ptr[k])
+    scaled = np.empty(longest)
+    small = np.empty(longest, dtype=np.int64)
+    large = np.empty(longest, dtype=np.int64)
+    for k in range(ptr.size - 1):
+        _vose(weights, ptr[k], ptr[k + 1], threshold, alias, 0, scaled, small, large)
     return threshold, alias
+
+
+@numba.njit(cache=True, nogil=True)
+def alias_rows(weights, threshold, alias):
+    """Walker alias tables of each row of ``weights`` (rows, n) into ``threshold`` (float) and
+    ``alias`` (any integer type: the column index of the alias) of the same shape."""
+    rows, n = weights.shape
+    flat_w, flat_t, flat_a = weights.reshape(-1), threshold.reshape(-1), alias.reshape(-1)
+    scaled = np.empty(n)
+    small = np.empty(n, dtype=np.int64)
+    large = np.empty(n, dtype=np.int64)
+    for r in range(rows):
+        _vose(flat_w, r * n, (r + 1) * n, flat_t, flat_a, r * n, scaled, small, large)
+
+
+@numba.njit(cache=True, nogil=True)
+def chebyshev(low, high, coefficients, first, last, x):
+    """A piecewise-Chebyshev table at ``x``: panels ``first:last`` (sorted, ``[low, high]``
+    each, degree ``coefficients.shape[1] - 1``); beyond the ends, the end panels."""
+    lo, hi = first, last - 1
+    while lo < hi:  # the last panel whose low edge is <= x
+        mid = (lo + hi + 1) // 2
+        if low[mid] <= x:
+            lo = mid
+        else:
+            hi = mid - 1
+    a, b = low[lo], high[lo]
+    t = (2.0 * x - (a + b)) / (b - a)
+    b1 = 0.0
+    b2 = 0.0
+    for k in range(coefficients.shape[1] - 1, 0, -1):
+        b1, b2 = 2.0 * t * b1 - b2 + coefficients[lo, k], b1
+    return t * b1 - b2 + coefficients[lo, 0]
+
+
+@numba.njit(cache=True, nogil=True)
+def chebyshev_many(low, high, coefficients, x, out):
+    """:func:`chebyshev` of one table at every element of ``x`` (flat) into ``out``."""
+    for i in range(x.size):
+        out[i] = chebyshev(low, high, coefficients, 0, low.size, x[i])
+
+
+@numba.njit(cache=True, nogil=True)
+def rate_weights(elements, rate, shift, weights, lamb):
+    """One bath on a block of sources: ``weights = rate |elements|^2`` and the Lamb-shift sum
+    ``lamb[r] += sum_n shift[r, n] |elements[r, n]|^2`` (``shift`` of shape (0, 0): none)."""
+    rows, n = elements.shape
+    with_shift = shift.shape[0] > 0
+    for r in range(rows):
+        acc = 0.0
+        for c in range(n):
+            x = elements[r, c]
+            magnitude = x.real * x.real + x.imag * x.imag
+            weights[r, c] = rate[r, c] * magnitude
+            if with_shift:
+                acc += shift[r, c] * magnitude
+        lamb[r] += acc
+
+
+@numba.njit(cache=True, nogil=True)
+def rate_split(weights, scale, total, level_rate, split):
+    """Total rate per pair, per source, and the bath split: for pair ``(r, n)``,
+    ``split[r, n, a] = round(scale * sum_{b<=a} weights[b, r, n] / total[r, n])``."""
+    n_baths, rows, n = weights.shape
+    for r in range(rows):
+        level = 0.0
+        for c in range(n):
+            acc = 0.0
+            for a in range(n_baths):
+                acc += weights[a, r, c]
+            total[r, c] = acc
+            level += acc
+            if n_baths > 1:
+                running = 0.0
+                for a in range(n_baths - 1):
+                    running += weights[a, r, c]
+                    fraction = running / acc if acc > 0.0 else 0.0
+                    split[r, c, a] = np.rint(min(max(fraction, 0.0), 1.0) * scale)
+        level_rate[r] = level
+
+
+@numba.njit(cache=True, nogil=True)
+def _root(parent, i):
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+@numba.njit(cache=True, nogil=True)
+def union_rows(parent, weights, first):
+    """Union-find: join row state ``first + r`` with every column ``n`` of ``weights[r, n] > 0``."""
+    for r in range(weights.shape[0]):
+        for n in range(weights.shape[1]):
+            if weights[r, n] > 0.0:
+                a, b = _root(parent, first + r), _root(parent, n)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+
+
+@numba.njit(cache=True, nogil=True)
+def union_roots(parent):
+    """The root (component label) of every element of a union-find forest."""
+    out = np.empty_like(parent)
+    for i in range(parent.size):
+        out[i] = _root(parent, i)
+    return out
 
 
 @numba.njit(cache=True, nogil=True)

@@ -11,18 +11,30 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, checkpoint, exact, kernels, parallel, unravel
+from . import __version__, checkpoint, exact, kernels, parallel, rate_kernels, rate_unravel, unravel
+from .build import build
 from .config import RunConfig
-from .davies import DaviesGenerator, build_generator, diagnostics
+from .davies import DaviesGenerator, diagnostics
 from .errors import ConfigError
 from .io import META_FILE, write_results
+from .rates import RateGenerator
 
 
-def build(config: RunConfig) -> DaviesGenerator:
-    """The Davies generator of a config."""
-    return build_generator(config.model.hamiltonian, config.couplings, config.baths,
-                           degeneracy_tol=config.degeneracy_tol, drop_tol=config.drop_tol,
-                           lamb_shift=config.lamb_shift)
+def generator_diagnostics(generator) -> dict:
+    """Secular-approximation margin and the number of steady states, for run.json and info.
+
+    For the rates generator the smallest *level* spacing stands in for the smallest Bohr
+    frequency spacing (which would need all d^2 gaps sorted)."""
+    if isinstance(generator, RateGenerator):
+        largest = float(np.max(generator.level_rate)) if generator.dimension else 0.0
+        return {"generator": "rates", "min_level_spacing": generator.min_level_spacing,
+                "max_level_rate": largest,
+                "secular_margin": generator.min_level_spacing / largest if largest > 0 else np.inf,
+                "steady_state_dimension": generator.components}
+    diag = diagnostics(generator)
+    return {"generator": "channels", "min_frequency_spacing": diag.min_frequency_spacing,
+            "max_rate": diag.max_rate, "secular_margin": diag.secular_margin,
+            "steady_state_dimension": diag.steady_state_dimension}
 
 
 def initial_density(config: RunConfig, generator: DaviesGenerator) -> np.ndarray:
@@ -51,12 +63,12 @@ def prepare_output(out: Path, force: bool, resume: bool = False) -> Path:
     return out
 
 
-def metadata(config: RunConfig, generator: DaviesGenerator, method: str, **extra) -> dict:
+def metadata(config: RunConfig, generator, method: str, **extra) -> dict:
     """``run.json`` contents: the config as run, versions, the generator's summary."""
     import numba
     import scipy
 
-    diag = diagnostics(generator)
+    diag = generator_diagnostics(generator)
     return {
         "method": method,
         "config": config.raw,
@@ -73,8 +85,7 @@ def metadata(config: RunConfig, generator: DaviesGenerator, method: str, **extra
         "n_times": config.n_times,
         "observables": list(config.observables),
         "density_matrix": config.store_density,
-        "secular_margin": diag.secular_margin,
-        "steady_state_dimension": diag.steady_state_dimension,
+        **diag,
         "versions": {"jumps": __version__, "python": sys.version.split()[0],
                      "numpy": np.__version__, "scipy": scipy.__version__,
                      "numba": numba.__version__, "platform": platform.platform()},
@@ -85,7 +96,10 @@ def metadata(config: RunConfig, generator: DaviesGenerator, method: str, **extra
 def run_exact(config: RunConfig, out: Path, force: bool = False) -> dict[str, np.ndarray]:
     """Solve the master equation densely on the config's time grid and write the result."""
     start = time.perf_counter()
-    generator = build(config)
+    if config.model.dimension > exact.MAX_EXACT_DIMENSION:
+        raise ConfigError("system", f"exact solver is for d <= {exact.MAX_EXACT_DIMENSION}, "
+                                    f"this system has d = {config.model.dimension}")
+    generator, _ = build(config, "channels")
     if generator.dimension > exact.MAX_EXACT_DIMENSION:
         raise ConfigError("system", f"exact solver is for d <= {exact.MAX_EXACT_DIMENSION}, "
                                     f"this system has d = {generator.dimension}")
@@ -131,24 +145,32 @@ class Plan:
     names: list[str]
     density: str
     n_baths: int
-    engine: kernels.Engine | None = None
+    kind: str = "channels"
+    engine: kernels.Engine | rate_kernels.RateEngine | None = None
     initial: kernels.Initial | None = None
-    observables: np.ndarray | None = None
-    eigenvectors: np.ndarray | None = None
+    observables: np.ndarray | None = None    # channels: (nobs, d, d) eigenbasis; rates: (nobs, d) diagonals
+    eigenvectors: np.ndarray | None = None   # channels only
 
     @classmethod
-    def build(cls, config: RunConfig, generator: DaviesGenerator) -> Plan:
+    def build(cls, config: RunConfig, generator) -> Plan:
+        common = {"times": config.times, "ntraj": config.trajectories,
+                  "chunk": config.chunk_size or default_chunk_size(config.trajectories),
+                  "key": unravel.seed_key(config.seed), "names": list(config.observables),
+                  "density": config.store_density, "n_baths": len(config.baths)}
         state = config.initial_state
+        if isinstance(generator, RateGenerator):
+            d = generator.dimension
+            observables = np.array([generator.diagonal_of(o) for o in config.observables.values()])
+            return cls(**common, kind="rates", engine=rate_unravel.pack_rate_engine(generator),
+                       initial=rate_unravel.make_rate_initial(generator, state.kind, state.index),
+                       observables=observables.reshape(len(config.observables), d),
+                       eigenvectors=np.zeros((0, 0)))
         psi0 = None if state.kind == "gibbs" else (
             generator.eigenvectors[:, state.index] if state.kind == "eigenstate" else state.vector)
         engine = unravel.pack_engine(generator)
         template = unravel.new_tally(generator, engine, config.times, config.observables,
                                      config.store_density, 0)
-        return cls(times=config.times, ntraj=config.trajectories,
-                   chunk=config.chunk_size or default_chunk_size(config.trajectories),
-                   key=unravel.seed_key(config.seed), names=list(config.observables),
-                   density=config.store_density, n_baths=len(config.baths), engine=engine,
-                   initial=unravel.make_initial(generator, psi0),
+        return cls(**common, engine=engine, initial=unravel.make_initial(generator, psi0),
                    observables=template.observables, eigenvectors=template.eigenvectors)
 
     @property
@@ -171,6 +193,29 @@ class Plan:
                                    self.density, 0, self.n_baths,
                                    unravel.amplitude_possible(self.engine, self.initial))
 
+    def runner(self):
+        """A chunk runner for this plan's generator kind."""
+        if self.kind == "rates":
+            return rate_unravel.RateChunkRunner(self.engine, self.initial, self.times, self.key,
+                                                self.ntraj)
+        return unravel.ChunkRunner(self.engine, self.initial, self.template(), self.key, self.ntraj)
+
+    def warm_up(self) -> None:
+        """Compile the kernel (or load it from Numba's cache) with a chunk of no trajectories."""
+        if self.kind == "rates":
+            tally = rate_unravel.new_rate_tally(self.engine.energies.size, self.times,
+                                                self.n_baths, 0, 1)
+            rate_kernels.run_rate_chunk(self.engine, self.initial, tally, self.key, 0, 0)
+        else:
+            kernels.run_chunk(self.engine, self.initial, self.template(), self.key, 0, 0)
+
+    def finalize(self, generator, sums: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+        if self.kind == "rates":
+            return rate_unravel.finalize_rates(generator, sums, n, self.names, self.observables,
+                                               self.density)
+        return unravel.finalize(generator, self.engine, sums, n, self.names, self.observables,
+                                self.density)
+
     @classmethod
     def share(cls, root_plan: Plan | None, comm) -> Plan:
         """Rank 0's plan on every rank (call on all ranks; ``root_plan`` is None elsewhere)."""
@@ -185,7 +230,8 @@ class Plan:
         shared = comm.share(arrays)
         group = {g: {k.split(".", 1)[1]: v for k, v in shared.items() if k.startswith(g + ".")}
                  for g in _ARRAY_GROUPS}
-        return replace(light, engine=kernels.Engine(**group["engine"]),
+        engine_type = rate_kernels.RateEngine if light.kind == "rates" else kernels.Engine
+        return replace(light, engine=engine_type(**group["engine"]),
                        initial=kernels.Initial(**group["initial"]),
                        observables=shared["observables"], eigenvectors=shared["eigenvectors"])
 
@@ -193,6 +239,10 @@ class Plan:
         """Sum and sum of squares over trajectories of the first observable, per time."""
         if not self.names:
             return None
+        if self.kind == "rates":
+            counts = sums["level_counts"].T.astype(float)
+            diagonal = self.observables[0]
+            return counts @ diagonal, counts @ diagonal**2
         level_ptr = self.engine.level_ptr
         single = np.flatnonzero(np.diff(level_ptr) == 1)
         diagonal = np.real(self.observables[0].diagonal()[level_ptr[single]])
@@ -251,11 +301,12 @@ def run_trajectories(config: RunConfig, out: Path, force: bool = False, resume: 
         return 0
     generator, plan, previous, timings = prepared if comm.rank == 0 else (None, None, None, {})
     plan = Plan.share(plan, comm) if comm.is_parallel else plan
+    timings["compile_seconds"] = _warm_up(comm, plan)
     done = comm.bcast(previous.chunks if comm.rank == 0 else None)
     attempt = comm.bcast(previous.attempt if comm.rank == 0 else None)
     runner, my_chunks, run_seconds = _work(comm, plan, config, out, attempt, done, previous,
                                            quiet, target_stderr)
-    merged = {name: comm.reduce_sum(value) for name, value in runner.sums().items()}
+    merged = _reduce(comm, runner.sums())
     heat, n_jumps = comm.reduce_sum(runner.heat), comm.reduce_sum(runner.n_jumps)
     finished = set(done).union(*map(set, comm.allgather(my_chunks)))
     peak_rss = comm.allgather(_peak_rss_mb())
@@ -271,29 +322,52 @@ def run_trajectories(config: RunConfig, out: Path, force: bool = False, resume: 
     return 0
 
 
+def _reduce(comm, sums: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+    """Sum every rank's sums on rank 0: dense arrays by MPI reduction, the sparse transition
+    counts by gathering and merging."""
+    dense = {k: v for k, v in sums.items() if k not in unravel.SPARSE_KEYS}
+    merged = {name: comm.reduce_sum(value) for name, value in dense.items()}
+    if "transition_keys" in sums:
+        parts = comm.allgather((sums["transition_keys"], sums["transition_counts"]))
+        if comm.rank == 0:
+            accumulator = unravel.Accumulator()
+            for keys, counts in parts:
+                accumulator.add({"transition_keys": keys, "transition_counts": counts})
+            merged.update(accumulator.sums())
+    return merged if comm.rank == 0 else None
+
+
+def _warm_up(comm, plan: Plan) -> float:
+    """Compile the kernel for the arrays every rank will run with (the shared ones): rank 0
+    first, then the others load Numba's on-disk cache, so ranks never compile at once."""
+    start = time.perf_counter()
+    if comm.rank == 0:
+        plan.warm_up()
+    comm.barrier()
+    if comm.rank != 0:
+        plan.warm_up()
+    return time.perf_counter() - start
+
+
 def _prepare(config: RunConfig, out: Path, force: bool, resume: bool):
-    """Rank 0: output directory, generator, plan, earlier attempts, and the Numba compile
-    (done here, before other ranks load the on-disk cache, so they never compile at once)."""
+    """Rank 0: output directory, generator, plan and earlier attempts."""
     if (Path(out) / META_FILE).exists() and resume and not force:
         return "complete"
     prepare_output(out, force, resume)
-    start = time.perf_counter()
-    generator = build(config)
-    timings = {"build_seconds": time.perf_counter() - start}
+    generator, built = build(config)
+    timings = {"build_seconds": built["build_seconds"], "generator_cache": built["cached"],
+               "build_timings": getattr(generator, "timings", None)}
     plan = Plan.build(config, generator)
     identity = {"fingerprint": checkpoint.fingerprint(config.raw), "ntraj": plan.ntraj,
                 "chunk": plan.chunk}
     previous = checkpoint.start_or_resume(out, identity, resume, force)
-    start = time.perf_counter()
-    kernels.run_chunk(plan.engine, plan.initial, plan.template(), plan.key, 0, 0)
-    timings["compile_seconds"] = time.perf_counter() - start
     return generator, plan, previous, timings
 
 
 def _work(comm, plan: Plan, config: RunConfig, out: Path, attempt: int, done: set[int],
           previous, quiet: bool, target_stderr: float | None):
     """Every rank: take chunks from the dispatcher until there are none; checkpoint on the way."""
-    runner = unravel.ChunkRunner(plan.engine, plan.initial, plan.template(), plan.key, plan.ntraj)
+    runner = plan.runner()
     saver = checkpoint.RankCheckpoint(out, attempt, comm.rank)
     scheduler = None
     if comm.rank == 0:
@@ -331,14 +405,16 @@ def _finish(config, out, generator, plan, runner, merged, heat, n_jumps, finishe
             ranks, timings, target_stderr, quiet) -> None:
     """Rank 0: add earlier attempts, average, write the result, remove the checkpoints."""
     if previous.sums is not None:
-        merged = {name: merged[name] + previous.sums[name] for name in merged}
+        accumulator = unravel.Accumulator()
+        accumulator.add(merged)
+        accumulator.add(previous.sums)
+        merged = accumulator.sums()
         for rows, h, n in zip(previous.rows, previous.heat, previous.n_jumps):
             heat[rows], n_jumps[rows] = h, n
     rows = plan.rows(finished)
     jump_list = runner.jump_list(min(config.record_jumps, rows.size)) if config.record_jumps else {}
     arrays = {"times": plan.times, **generator.summary_arrays(),
-              **unravel.finalize(generator, plan.engine, merged, rows.size, plan.names,
-                                 plan.observables, plan.density),
+              **plan.finalize(generator, merged, rows.size),
               "heat": heat[rows], "n_jumps": n_jumps[rows], "trajectory_index": rows, **jump_list}
     total_jumps = int(arrays["n_jumps"].sum())
     first_attempt = previous.attempt == 1
@@ -346,7 +422,9 @@ def _finish(config, out, generator, plan, runner, merged, heat, n_jumps, finishe
                     trajectories_requested=plan.ntraj, ranks=ranks, chunk_size=plan.chunk,
                     attempts=previous.attempt, total_jumps=total_jumps,
                     jumps_per_second=total_jumps / max(timings["run_seconds"], 1e-9) if first_attempt else None,
-                    target_stderr=target_stderr, **timings)
+                    target_stderr=target_stderr,
+                    exact_bath_decisions=int(merged["exact_decisions"][0])
+                    if "exact_decisions" in merged else None, **timings)
     write_results(out, arrays, meta)
     checkpoint.remove(out)
     if not quiet:

@@ -21,6 +21,16 @@ INT_FIELDS = ("level_counts", "jump_counts", "trans_counts")
 FLOAT_FIELDS = ("pop_sum", "pop_sumsq", "obs_sum", "obs_sumsq", "rho_sum", "rho_sumsq",
                 "rhodiag_sum", "rhodiag_sumsq", "occupation_time")
 SUM_FIELDS = INT_FIELDS + FLOAT_FIELDS
+# Sparse counts (the rates generator's transitions): sorted unique keys and their counts.
+SPARSE_KEYS = ("transition_keys", "transition_counts")
+
+
+def merge_counts(keys_a, counts_a, keys_b, counts_b) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse counts ``(sorted unique keys, counts)``: the sum of two."""
+    keys = np.concatenate([keys_a, keys_b]).astype(np.int64)
+    counts = np.concatenate([counts_a, counts_b]).astype(np.int64)
+    unique, inverse = np.unique(keys, return_inverse=True)
+    return unique, np.bincount(inverse, weights=counts, minlength=unique.size).astype(np.int64)
 
 
 def pack_engine(generator: DaviesGenerator) -> kernels.Engine:
@@ -333,6 +343,13 @@ class Accumulator:
         self.compensation: dict[str, np.ndarray] = {}
 
     def add(self, sums: dict[str, np.ndarray]) -> None:
+        if "transition_keys" in sums:
+            keys, counts = sums["transition_keys"], sums["transition_counts"]
+            if "transition_keys" in self.total:
+                keys, counts = merge_counts(self.total["transition_keys"],
+                                            self.total["transition_counts"], keys, counts)
+            self.total["transition_keys"], self.total["transition_counts"] = keys, counts
+            sums = {k: v for k, v in sums.items() if k not in SPARSE_KEYS}
         for name, value in sums.items():
             if name not in self.total:
                 self.total[name] = np.array(value, copy=True)
@@ -348,7 +365,7 @@ class Accumulator:
             self.total[name] = new
 
     def sums(self) -> dict[str, np.ndarray]:
-        return {name: self.total[name] + self.compensation[name] for name in self.total}
+        return {name: self.total[name] + self.compensation.get(name, 0) for name in self.total}
 
 
 class ChunkRunner:

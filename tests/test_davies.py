@@ -476,16 +476,16 @@ def test_dropped_weight_reported():
 def test_info_reports_margin_and_dropped_weight():
     """``jumps info`` text carries the secular margin and the dropped weight (1e-28 for the
     matrix of test_dropped_weight_reported), formatted from the generator's own numbers."""
+    from jumps.build import build
     from jumps.config import parse_config
     from jumps.info import info_text
-    from jumps.run import build
 
     raw = {"system": {"hamiltonian": [[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0]]},
            "baths": [{"coupling": [[0.0, 1.0, 1e-14], [1.0, 0.0, 0.0], [1e-14, 0.0, 0.0]],
                       "spectral_density": "ohmic", "eta": 0.05, "cutoff": 5.0, "beta": 1.0}]}
     config = parse_config(raw)
-    g = build(config)
-    text = info_text(config, g, 0.0)
+    g, built = build(config)
+    text = info_text(config, g, built)
     margin = davies.diagnostics(g).secular_margin
     def line(label):
         return next(row for row in text.splitlines() if label in row)

@@ -87,7 +87,7 @@ def read(out: Path) -> tuple[dict, dict]:
 def in_process(config_path: Path, trajectories: int, seed: int):
     """The same run through jumps.unravel, without the driver."""
     config = config_module.load_config(config_path)
-    generator = run_module.build(config)
+    generator, _ = run_module.build(config)
     return helpers.unravel_in_process(generator, config.initial_state.vector, config.times,
                                       config.observables, trajectories, seed,
                                       density=config.store_density)
@@ -209,7 +209,7 @@ def test_gibbs_initial_state_stays_at_gibbs(tmp_path):
     total = int(arrays["n_jumps"].sum())
     assert total > 0
     assert int(arrays["jump_counts"].sum()) == total == int(arrays["transition_count"].sum())
-    generator = run_module.build(config_module.load_config(path))
+    generator, _ = run_module.build(config_module.load_config(path))
     gibbs = generator.gibbs_populations()
     ntraj = meta["trajectories"]
     check = helpers.Comparison(ntraj)

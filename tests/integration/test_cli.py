@@ -99,8 +99,8 @@ def test_exact_writes_results_and_refuses_overwrite(good_config, tmp_path):
     solver (1e-13); a second run without --force exits 2 with one line and leaves the result
     untouched; with --force it succeeds."""
     from jumps import exact as exact_module
+    from jumps.build import build
     from jumps.config import load_config
-    from jumps.run import build
 
     out = tmp_path / "result"
     result = run_jumps("exact", good_config, "--out", out)
@@ -118,7 +118,7 @@ def test_exact_writes_results_and_refuses_overwrite(good_config, tmp_path):
     np.testing.assert_allclose(arrays["populations"].sum(axis=1), 1.0, atol=1e-12)
 
     config = load_config(good_config)
-    generator = build(config)
+    generator, _ = build(config)
     rho0 = np.outer(generator.eigenvectors[:, 1], generator.eigenvectors[:, 1].conj())
     solution = exact_module.evolve(generator, rho0, config.times)
     np.testing.assert_allclose(arrays["rho"], solution.rho_user(generator), atol=1e-13)

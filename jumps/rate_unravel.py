@@ -1,0 +1,228 @@
+"""Unravelling the rates generator: pack, run chunks, count transitions, average.
+
+The Python layer around :mod:`jumps.rate_kernels` (as :mod:`jumps.unravel` is for the channel
+generator). Transitions are counted sparsely, per ``(bath, from, to)`` key: a 14-spin chain
+has 3.8e9 possible transitions, of which a run visits a few million at most.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import rate_kernels
+from .davies import cluster_frequencies
+from .errors import ConfigError
+from .kernels import Initial, segmented_cumsum
+from .rates import RateGenerator
+from .unravel import mean_stderr, merge_counts
+
+
+def pack_rate_engine(g: RateGenerator) -> rate_kernels.RateEngine:
+    """The kernel's view of a rates generator (see :class:`jumps.rate_kernels.RateEngine`)."""
+    d, n_baths = g.dimension, g.n_baths
+    ptr = np.zeros((n_baths, d + 1), dtype=np.int64)
+    cols, vals, offset = [], [], 0
+    for a, A in enumerate(g.couplings):
+        ptr[a] = A.indptr + offset
+        cols.append(A.indices.astype(np.int64))
+        vals.append(A.data)
+        offset += A.nnz
+    values = np.concatenate(vals)
+    values = values.astype(g.vectors.dtype) if not np.iscomplexobj(g.vectors) else values.astype(complex)
+    t = g.rate_tables
+    return rate_kernels.RateEngine(
+        energies=g.energies, level_rate=g.level_rate, threshold=g.threshold, alias=g.alias,
+        bath_split=g.bath_split, split_scale=np.array([g.split_scale]), vectors=g.vectors,
+        coupling_ptr=ptr, coupling_col=np.concatenate(cols), coupling_val=values,
+        rate_group=t.group, rate_thermal=t.thermal, rate_beta=t.beta, rate_ptr=t.ptr,
+        rate_low=t.low, rate_high=t.high, rate_coefficients=t.coefficients)
+
+
+def make_rate_initial(g: RateGenerator, kind: str, index: int | None) -> Initial:
+    """Initial eigenstate ``index``, or Gibbs sampling (``kind == "gibbs"``)."""
+    d = g.dimension
+    if kind == "gibbs":
+        return Initial(psi=np.zeros(d, dtype=complex),
+                       cumulative=segmented_cumsum(g.gibbs_populations(), np.array([0, d])),
+                       eigenstate=np.array([-1]))
+    if kind != "eigenstate":
+        raise ConfigError("initial_state.kind",
+                          f"the rates generator runs trajectories between eigenstates: start in "
+                          f"an eigenstate or the Gibbs state, not {kind!r} (or set "
+                          "run.generator = 'channels' for a system this size)")
+    return Initial(psi=np.zeros(d, dtype=complex), cumulative=np.zeros(0),
+                   eigenstate=np.array([index % d]))
+
+
+def new_rate_tally(d: int, times: np.ndarray, n_baths: int, count: int,
+                   capacity: int) -> rate_kernels.RateTally:
+    return rate_kernels.RateTally(
+        times=times, level_counts=np.zeros((d, times.size), dtype=np.int64),
+        occupation_time=np.zeros(d), heat=np.zeros((count, n_baths)),
+        n_jumps=np.zeros(count, dtype=np.int64), taken=np.empty(capacity, dtype=np.int64),
+        n_taken=np.zeros(1, dtype=np.int64), exact_decisions=np.zeros(1, dtype=np.int64),
+        log_time=np.zeros(0), log_channel=np.zeros(0, dtype=np.int64),
+        log_count=np.zeros(1, dtype=np.int64))
+
+
+class RateChunkRunner:
+    """Runs chunks of trajectories of a rates generator and keeps their sums (the counterpart
+    of :class:`jumps.unravel.ChunkRunner`)."""
+
+    def __init__(self, engine: rate_kernels.RateEngine, initial: Initial, times: np.ndarray,
+                 key: np.ndarray, ntraj: int):
+        self.engine, self.initial, self.times, self.key = engine, initial, times, key
+        d, n_baths = engine.energies.size, engine.coupling_ptr.shape[0]
+        self.d, self.n_baths = d, n_baths
+        self.level_counts = np.zeros((d, times.size), dtype=np.int64)
+        self.occupation_time = np.zeros(d)
+        self.occupation_compensation = np.zeros(d)
+        self.heat = np.zeros((ntraj, n_baths))
+        self.n_jumps = np.zeros(ntraj, dtype=np.int64)
+        self.exact_decisions = 0
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self._keys = np.zeros(0, dtype=np.int64)
+        self._counts = np.zeros(0, dtype=np.int64)
+        self._jumps_per_trajectory = 64.0
+
+    def run(self, first: int, count: int) -> int:
+        """Run trajectories ``first .. first+count-1``; returns their number of jumps."""
+        capacity = int(2 * self._jumps_per_trajectory * count) + 4096
+        while True:
+            tally = new_rate_tally(self.d, self.times, self.n_baths, count, capacity)
+            jumps = int(rate_kernels.run_rate_chunk(self.engine, self.initial, tally, self.key,
+                                                    first, count))
+            if tally.n_taken[0] <= capacity:
+                break
+            capacity = int(tally.n_taken[0])  # the chunk is deterministic: run it again
+        self._jumps_per_trajectory = max(self._jumps_per_trajectory, jumps / max(count, 1))
+        self.level_counts += tally.level_counts
+        self._add_occupation(tally.occupation_time)
+        self.heat[first:first + count] = tally.heat
+        self.n_jumps[first:first + count] = tally.n_jumps
+        self.exact_decisions += int(tally.exact_decisions[0])
+        self._pending.append(np.unique(tally.taken[:jumps], return_counts=True))
+        if len(self._pending) >= 32:
+            self._compact()
+        return jumps
+
+    def _add_occupation(self, value: np.ndarray) -> None:
+        """Neumaier-compensated sum (chunk order does not change the total beyond rounding)."""
+        total = self.occupation_time
+        new = total + value
+        self.occupation_compensation += np.where(np.abs(total) >= np.abs(value),
+                                                 (total - new) + value, (value - new) + total)
+        self.occupation_time = new
+
+    def _compact(self) -> None:
+        for keys, counts in self._pending:
+            self._keys, self._counts = merge_counts(self._keys, self._counts, keys, counts)
+        self._pending.clear()
+
+    def sums(self) -> dict[str, np.ndarray]:
+        self._compact()
+        return {"level_counts": self.level_counts.copy(),
+                "occupation_time": self.occupation_time + self.occupation_compensation,
+                "transition_keys": self._keys.copy(), "transition_counts": self._counts.copy(),
+                "exact_decisions": np.array([self.exact_decisions])}
+
+    def jump_list(self, trajectories: int, capacity: int = 4096) -> dict[str, np.ndarray]:
+        """The jump record ``(trajectory, time, bath, from, to)`` of trajectories ``0..K-1``,
+        replayed from their own streams."""
+        d = self.d
+        out = {"jump_trajectory": [], "jump_time": [], "jump_bath": [], "jump_from": [],
+               "jump_to": []}
+        for index in range(trajectories):
+            while True:
+                tally = new_rate_tally(d, self.times, self.n_baths, 1, capacity)._replace(
+                    log_time=np.zeros(capacity), log_channel=np.zeros(capacity, dtype=np.int64))
+                rate_kernels.run_rate_chunk(self.engine, self.initial, tally, self.key, index, 1)
+                n = int(tally.log_count[0])
+                if n <= capacity:
+                    break
+                capacity = 2 * n
+            keys = tally.log_channel[:n]
+            out["jump_trajectory"].append(np.full(n, index, dtype=np.int64))
+            out["jump_time"].append(tally.log_time[:n])
+            out["jump_bath"].append(keys // (d * d))
+            out["jump_from"].append((keys // d) % d)
+            out["jump_to"].append(keys % d)
+        return {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}
+
+
+def finalize_rates(g: RateGenerator, sums: dict[str, np.ndarray], n: int,
+                   observable_names: list[str], observable_diagonals: np.ndarray,
+                   density: str) -> dict[str, np.ndarray]:
+    """Means with standard errors, and the sparse transition and channel counts.
+
+    Every trajectory is in one eigenstate at every output time, so a population is a mean of
+    0/1 values and ``<O>`` one of ``O_mm`` values (no coherences in this unravelling).
+    """
+    counts = sums["level_counts"].T.astype(float)                  # (T, d)
+    out: dict[str, np.ndarray] = {}
+    out["populations"], out["populations_stderr"] = mean_stderr(counts, counts, n)
+    for o, name in enumerate(observable_names):
+        diagonal = observable_diagonals[o]
+        out[f"expect_{name}"], out[f"expect_{name}_stderr"] = mean_stderr(
+            counts @ diagonal, counts @ diagonal**2, n)
+    if density == "diagonal":
+        total, total_sq = _user_basis_diagonal(g.vectors, counts)
+        out["rho_diagonal"], out["rho_diagonal_stderr"] = mean_stderr(total, total_sq, n)
+    elif density == "full":
+        raise ConfigError("run.density_matrix", "the rates generator stores no full density "
+                                                "matrix (it has no coherences): use 'diagonal'")
+    out.update(transitions_and_channels(g, sums["transition_keys"], sums["transition_counts"]))
+    out["occupation_time"] = sums["occupation_time"]
+    return out
+
+
+def _user_basis_diagonal(vectors: np.ndarray, counts: np.ndarray):
+    """``sum_m counts[t, m] |<i|m>|^2`` and with ``|<i|m>|^4``, in blocks of eigenstates."""
+    d = vectors.shape[0]
+    total = np.zeros((counts.shape[0], d))
+    total_sq = np.zeros_like(total)
+    step = max(1, (1 << 24) // d)
+    for lo in range(0, d, step):
+        weight = np.abs(vectors[lo:lo + step]) ** 2                # (b, d): |<i|m>|^2
+        total += counts[:, lo:lo + step] @ weight
+        total_sq += counts[:, lo:lo + step] @ weight**2
+    return total, total_sq
+
+
+def transitions_and_channels(g: RateGenerator, keys: np.ndarray,
+                             counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Transition counts per (bath, from, to) and jump counts per channel (bath, Bohr
+    frequency), both only for what occurred: channels are the transitions' frequencies
+    ``E_m - E_n`` grouped per bath within ``degeneracy_tol`` (by sorting)."""
+    d = g.dimension
+    bath, source, target = keys // (d * d), (keys // d) % d, keys % d
+    out = {"transition_bath": bath, "transition_from": source, "transition_to": target,
+           "transition_count": counts}
+    frequency = g.energies[source] - g.energies[target]
+    channel_bath, channel_frequency, jump_counts = [], [], []
+    for a in range(g.n_baths):
+        mine = bath == a
+        if not np.any(mine):
+            continue
+        cluster, centres = cluster_frequencies(frequency[mine], g.degeneracy_tol)
+        channel_bath.append(np.full(centres.size, a))
+        channel_frequency.append(centres)
+        jump_counts.append(np.bincount(cluster, weights=counts[mine], minlength=centres.size))
+    if channel_bath:
+        channel_bath = np.concatenate(channel_bath)
+        channel_frequency = np.concatenate(channel_frequency)
+        jump_counts = np.rint(np.concatenate(jump_counts)).astype(np.int64)
+    else:
+        channel_bath, channel_frequency = np.zeros(0, dtype=np.int64), np.zeros(0)
+        jump_counts = np.zeros(0, dtype=np.int64)
+    rate = np.zeros(channel_frequency.size)
+    shift = np.zeros(channel_frequency.size)
+    for a, b in enumerate(g.baths):
+        mine = channel_bath == a
+        if np.any(mine):
+            rate[mine] = b.rates(channel_frequency[mine])
+            if b.lamb_shift_enabled:
+                shift[mine] = b.lamb_shift(channel_frequency[mine])
+    out.update(channel_bath=channel_bath.astype(np.int64), channel_frequency=channel_frequency,
+               channel_rate=rate, channel_lamb_shift=shift, jump_counts=jump_counts)
+    return out

@@ -1,0 +1,396 @@
+"""Large systems: the Davies generator as rates between eigenstates (the *rates* generator).
+
+For a non-degenerate spectrum, a trajectory that starts in an eigenstate (or a Gibbs-sampled
+one) stays in eigenstates: every jump operator ``A_a(w)`` maps ``|m>`` to the single ``|n>``
+with ``E_m - E_n = w``, so the unravelling is the classical Markov chain with rates
+
+    R_a(m -> n) = gamma_a(E_m - E_n) |<n|A_a|m>|^2            (DESIGN.md section 2),
+
+exactly, whatever the degeneracies of the Bohr frequencies. This module builds what that chain
+needs for ``d`` up to 2^14 without ever storing a per-channel list (``n_baths * d^2`` entries:
+60 GB at 14 spins):
+
+- one real (or complex) ``eigh`` of H;
+- per coupling operator, per block of source states, ``<n|A_a|m>`` for all ``n`` by one
+  sparse product ``A_a V_blk`` and one matrix product ``V^dag (A_a V_blk)``: together one
+  ``d^3`` product per operator, the BLAS floor;
+- per source ``m``: a Walker alias table over the targets ``n`` of the total rate
+  ``sum_a R_a(m -> n)`` (O(1) draw of the target), and, when there are several baths, the
+  cumulative fractions ``R_a / sum_a R_a`` rounded to 8 or 16 bits (``bath_split``). The
+  kernel picks the bath from those; only when its uniform falls within half a quantum of a
+  rounded boundary (probability ~ n_baths / 2^bits) does it recompute the exact matrix
+  elements (O(n_baths nnz(A)) from the eigenvectors) and decide exactly. So the bath choice is
+  exact, and O(1) but for those rare cases;
+- the Lamb shift ``S_a(E_m - E_n)`` from a piecewise-Chebyshev table of the smooth ``S(w)``
+  (error below 1e-10 of ``max|S|``): ``H_LS`` is diagonal here, so it changes no population
+  and no jump statistics; it is reported.
+
+Memory at d = 16384 with 14 baths: eigenvectors 2 GiB, thresholds 2 GiB, aliases 1 GiB, the
+8-bit bath split 3.5 GiB (see :func:`memory_estimate`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import namedtuple
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg as sl
+import scipy.sparse as sp
+
+from . import kernels
+from .baths import Bath, LambShiftTable
+from .davies import default_degeneracy_tol
+from .errors import ConfigError
+from .matrices import dense, is_real, sparse
+
+# Per bath group (baths with equal parameters): a Chebyshev table of gamma(w), evaluated by the
+# kernel only for the rare exact bath decisions, and only when there are several groups (with
+# one group gamma cancels from the bath choice). Thermal groups tabulate emission on [0, w_max]
+# and take absorption from KMS, exp(-beta w) gamma(w).
+RateTables = namedtuple("RateTables", [
+    "group",            # (n_baths,) int64: bath -> group
+    "thermal",          # (G,) bool
+    "beta",             # (G,) float (inf allowed)
+    "ptr",              # (G+1,) int64: panels of group g
+    "low", "high",      # (P,) float: panel edges
+    "coefficients",     # (P, DEGREE) float: Chebyshev coefficients
+])
+
+
+@dataclass(frozen=True)
+class RateGenerator:
+    """The rates generator of a non-degenerate system (see the module docstring).
+
+    Attributes
+    ----------
+    energies : (d,) float
+        Eigenvalues, ascending (all distinct within ``degeneracy_tol``).
+    vectors : (d, d) float or complex
+        Row ``m`` is eigenvector ``m`` in the user's basis (``V.T``, C-contiguous).
+    level_rate : (d,) float
+        Total jump rate out of each eigenstate, ``sum_{a,n} R_a(m -> n)``.
+    threshold : (d*d,) float, alias : (d*d,) int32
+        Row ``m`` (entries ``m*d .. m*d+d-1``): Walker alias table over targets ``n`` of
+        ``sum_a R_a(m -> n)``; ``alias`` holds target indices.
+    bath_split : (d*d*(n_baths-1),) uint8 or uint16
+        For pair ``(m, n)`` (entries ``(m*d+n)*(n_baths-1) + a``): the cumulative fraction of
+        the pair's rate in baths ``0..a``, times ``split_scale``, rounded.
+    split_scale : float
+        255 or 65535.
+    lamb_shift : (d,) float
+        Diagonal of ``H_LS`` in the eigenbasis (0 when switched off).
+    couplings : tuple of CSR matrices
+        The coupling operators in the user's basis (for the exact bath decisions).
+    rate_tables : RateTables
+    baths : tuple of Bath
+    degeneracy_tol : float
+    min_level_spacing : float
+    components : int or None
+        Number of classes of eigenstates connected by non-zero rates: the number of steady
+        states (1: unique, the Gibbs state). None when not decided (a bath that is not
+        thermal at finite temperature: the jump graph is then directed).
+    timings : dict
+        Seconds spent in ``eigh``, the matrix products (the BLAS floor) and the rest.
+    """
+
+    energies: np.ndarray
+    vectors: np.ndarray
+    level_rate: np.ndarray
+    threshold: np.ndarray
+    alias: np.ndarray
+    bath_split: np.ndarray
+    split_scale: float
+    lamb_shift: np.ndarray
+    couplings: tuple
+    rate_tables: RateTables
+    baths: tuple[Bath, ...] = field(default_factory=tuple)
+    degeneracy_tol: float = 0.0
+    min_level_spacing: float = np.inf
+    components: int | None = None
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def dimension(self) -> int:
+        return self.energies.size
+
+    @property
+    def n_baths(self) -> int:
+        return len(self.baths)
+
+    def common_beta(self) -> float | None:
+        betas = {b.beta for b in self.baths if b.is_thermal}
+        if len(betas) != 1 or any(not b.is_thermal for b in self.baths):
+            return None
+        return betas.pop()
+
+    def gibbs_populations(self, beta: float | None = None) -> np.ndarray:
+        beta = self.common_beta() if beta is None else beta
+        if beta is None:
+            raise ValueError("the baths have no common temperature: no Gibbs state")
+        if np.isinf(beta):
+            p = (self.energies == self.energies[0]).astype(float)
+        else:
+            p = np.exp(-beta * (self.energies - self.energies[0]))
+        return p / p.sum()
+
+    def total_rates(self, sources: np.ndarray) -> np.ndarray:
+        """``sum_a R_a(m -> n)`` for the listed sources ``m`` (rows) and all ``n``, recovered
+        from the alias tables (to rounding): for tests and small-system checks."""
+        d = self.dimension
+        out = np.zeros((len(sources), d))
+        for i, m in enumerate(sources):
+            row = slice(m * d, (m + 1) * d)
+            keep = self.threshold[row]
+            out[i] = keep / d
+            np.add.at(out[i], self.alias[row], (1.0 - keep) / d)
+            out[i] *= self.level_rate[m]
+        return out
+
+    def diagonal_of(self, operator) -> np.ndarray:
+        """``<m|O|m>`` for every eigenstate, for an operator in the user's basis (sparse or
+        dense), in blocks of rows (no d x d temporary)."""
+        operator = sparse(operator)
+        d = self.dimension
+        out = np.empty(d)
+        step = max(1, (1 << 24) // d)
+        for lo in range(0, d, step):
+            rows = self.vectors[lo:lo + step]
+            out[lo:lo + step] = np.real(np.einsum("md,md->m", rows.conj(),
+                                                  np.asarray(operator @ rows.T).T))
+        return out
+
+    def summary_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays every result file carries about its generator (see README, Results)."""
+        return {"energies": self.energies, "level_energies": self.energies,
+                "level_ptr": np.arange(self.dimension + 1),
+                "level_rate": self.level_rate, "level_lamb_shift": self.lamb_shift,
+                "bath_beta": np.array([b.beta for b in self.baths])}
+
+
+# -- sizes ------------------------------------------------------------------------------------
+
+
+def split_bytes(n_baths: int, d: int, budget: float | None = None) -> int:
+    """Bytes per bath boundary of the bath split: 2 (16 bits) when the whole split fits
+    ``budget`` bytes (default: a quarter of the machine's memory), else 1."""
+    budget = available_memory() / 4 if budget is None else budget
+    return 2 if (n_baths - 1) * d * d * 2 <= budget else 1
+
+
+def memory_estimate(d: int, n_baths: int, complex_vectors: bool = False,
+                    split: int | None = None) -> dict[str, float]:
+    """Bytes the rates generator needs: what it keeps, and the peak while building."""
+    split = split_bytes(n_baths, d) if split is None else split
+    vector = d * d * (16 if complex_vectors else 8)
+    kept = {"eigenvectors": vector, "thresholds": 8 * d * d, "aliases": 4 * d * d,
+            "bath split": split * (n_baths - 1) * d * d}
+    block = _block_size(d, n_baths)
+    temporaries = 3 * n_baths * block * d * 8 + 4 * d * block * 16
+    total = sum(kept.values())
+    return {**kept, "kept": total, "peak": max(total + temporaries, 2 * vector + 26 * 8 * d)}
+
+
+def available_memory() -> float:
+    """Bytes of memory available to this process (MemAvailable, or physical memory)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def _block_size(d: int, n_baths: int) -> int:
+    """Source states per block: the per-block weights (n_baths, b, d) stay near 256 MiB."""
+    return int(min(d, max(16, (1 << 25) // max(1, n_baths * d))))
+
+
+# -- the build --------------------------------------------------------------------------------
+
+
+def build_rate_generator(hamiltonian, couplings: list, baths: list[Bath],
+                         degeneracy_tol: float | None = None, lamb_shift: bool = True,
+                         split: int | None = None) -> RateGenerator:
+    """Build the rates generator of ``H`` coupled through ``couplings[a]`` to ``baths[a]``.
+
+    Parameters
+    ----------
+    hamiltonian : (d, d) array or sparse matrix
+        Hermitian system Hamiltonian in the user's basis (hbar = 1).
+    couplings : list of (d, d) arrays or sparse matrices
+        Hermitian coupling operators, one per bath.
+    baths : list of Bath
+    degeneracy_tol : float, optional
+        Eigenvalues closer than this are degenerate: refused here (use the channel generator).
+        Default ``1e-9 (1 + max|E|)``.
+    lamb_shift : bool
+        Compute the (diagonal) Lamb shift.
+    split : int, optional
+        Bytes per bath boundary (1 or 2); default by memory (:func:`split_bytes`).
+    """
+    if len(couplings) != len(baths):
+        raise ConfigError("baths", f"{len(couplings)} coupling operators for {len(baths)} baths")
+    timings = {"eigh": 0.0, "products": 0.0, "rest": 0.0}
+    start = time.perf_counter()
+    real = is_real(hamiltonian) and all(is_real(A) for A in couplings)
+    H = dense(hamiltonian)
+    H = np.ascontiguousarray(H.real) if real else H
+    energies, V = sl.eigh(H, driver="evr", overwrite_a=True, check_finite=False)
+    del H
+    timings["eigh"] = time.perf_counter() - start
+    vectors = V.T  # F-ordered V: its transpose has the eigenvectors as contiguous rows
+    if not vectors.flags.c_contiguous:
+        vectors = np.ascontiguousarray(vectors)
+    del V
+    d = energies.size
+    tol = default_degeneracy_tol(energies) if degeneracy_tol is None else float(degeneracy_tol)
+    spacing = float(np.min(np.diff(energies))) if d > 1 else np.inf
+    if spacing <= tol:
+        raise ConfigError("system", f"degenerate levels (spacing {spacing:.3g} <= degeneracy_tol "
+                                    f"{tol:.3g}): the rates generator needs a non-degenerate "
+                                    "spectrum; use run.generator = 'channels'")
+    operators = [sparse(A) for A in couplings]
+    if real:
+        operators = [sp.csr_matrix(A.real) for A in operators]
+    if any(A.nnz == 0 for A in operators):
+        bad = next(a for a, A in enumerate(operators) if A.nnz == 0)
+        raise ConfigError(f"baths[{bad}].coupling", "the coupling operator is zero")
+    n_baths = len(baths)
+    split = split_bytes(n_baths, d) if split is None else split
+    groups = _groups(baths)
+    width = float(energies[-1] - energies[0])
+    shift_tables = _lamb_shift_tables(baths, groups, width) if lamb_shift else None
+    out = _allocate(d, n_baths, split)
+    parent = np.arange(d)
+    block = _block_size(d, n_baths)
+    for lo in range(0, d, block):
+        hi = min(d, lo + block)
+        products = _block(energies, vectors, operators, baths, groups, shift_tables, lo, hi,
+                          out, split, parent)
+        timings["products"] += products
+    thermal = all(b.is_thermal and np.isfinite(b.beta) for b in baths)
+    components = int(np.unique(_find_all(parent)).size) if thermal else None
+    timings["rest"] = time.perf_counter() - start - timings["eigh"] - timings["products"]
+    return RateGenerator(
+        energies=energies, vectors=vectors, level_rate=out["level_rate"],
+        threshold=out["threshold"], alias=out["alias"], bath_split=out["bath_split"],
+        split_scale=float((1 << (8 * split)) - 1), lamb_shift=out["lamb_shift"],
+        couplings=tuple(sp.csr_matrix(A) for A in operators),
+        rate_tables=_rate_tables(baths, groups, width), baths=tuple(baths),
+        degeneracy_tol=tol, min_level_spacing=spacing, components=components, timings=timings)
+
+
+def _allocate(d: int, n_baths: int, split: int) -> dict[str, np.ndarray]:
+    dtype = np.uint16 if split == 2 else np.uint8
+    return {"threshold": np.empty(d * d), "alias": np.empty(d * d, dtype=np.int32),
+            "bath_split": np.empty(d * d * (n_baths - 1), dtype=dtype),
+            "level_rate": np.zeros(d), "lamb_shift": np.zeros(d)}
+
+
+def _groups(baths: list[Bath]) -> np.ndarray:
+    """Group index of each bath: equal keys (equal parameters) share rates and Lamb shifts."""
+    keys: dict[tuple, int] = {}
+    return np.array([keys.setdefault(b.key, len(keys)) for b in baths], dtype=np.int64)
+
+
+def _lamb_shift_tables(baths, groups, width) -> dict[int, object]:
+    """Per group, S(w) on [-width, width]: a Chebyshev table (``None`` if the shift is off)."""
+    tables: dict[int, object] = {}
+    for a, bath in enumerate(baths):
+        g = int(groups[a])
+        if g not in tables:
+            tables[g] = (LambShiftTable(bath._lamb_shift_direct, -width, width)
+                         if bath.lamb_shift_enabled and width > 0 else None)
+    return tables
+
+
+def _block(energies, vectors, operators, baths, groups, shift_tables, lo, hi, out, split,
+           parent) -> float:
+    """Rates, bath split, alias tables and Lamb shift of source states ``lo:hi``.
+
+    Returns the seconds spent in the matrix products."""
+    d = energies.size
+    b = hi - lo
+    n_baths = len(operators)
+    gaps = energies[lo:hi, None] - energies[None, :]          # (b, d): w = E_m - E_n
+    rates, shifts = {}, {}
+    for a, bath in enumerate(baths):
+        g = int(groups[a])
+        if g not in rates:
+            rates[g] = bath.rates(gaps)
+            table = shift_tables.get(g) if shift_tables is not None else None
+            if table is not None:
+                values = table(gaps.ravel()).reshape(b, d)
+                values[np.arange(b), np.arange(lo, hi)] = bath._lamb_shift_direct(np.zeros(1))[0]
+                shifts[g] = values
+    weights = np.empty((n_baths, b, d))
+    no_shift = np.zeros((0, 0))
+    seconds = 0.0
+    for a, A in enumerate(operators):
+        tick = time.perf_counter()
+        elements = _matrix_elements(vectors, A, lo, hi)        # (b, d): <n|A|m>
+        seconds += time.perf_counter() - tick
+        g = int(groups[a])
+        kernels.rate_weights(elements, rates[g], shifts.get(g, no_shift), weights[a],
+                             out["lamb_shift"][lo:hi])
+    if any(not np.all(np.isfinite(r)) or np.any(r < 0) for r in rates.values()):
+        raise ConfigError("baths", "a bath gives negative or non-finite rates at the Bohr frequencies")
+    total = np.empty((b, d))
+    split_view = out["bath_split"].reshape(d, d, n_baths - 1)[lo:hi]
+    kernels.rate_split(weights, float((1 << (8 * split)) - 1), total,
+                       out["level_rate"][lo:hi], split_view)
+    kernels.alias_rows(total, out["threshold"].reshape(d, d)[lo:hi],
+                       out["alias"].reshape(d, d)[lo:hi])
+    _join(parent, total, lo)
+    return seconds
+
+
+def _matrix_elements(vectors, A, lo, hi) -> np.ndarray:
+    """``|<n|A|m>|``-correct matrix elements for sources ``m`` in ``lo:hi`` (rows) and all
+    targets ``n`` (columns), C-ordered: one sparse product and one BLAS-3 product
+    ``(A V_blk)^dag V`` (complex case: the conjugates ``<m|A|n>``, which have the same
+    magnitude, so that no conjugated copy of the eigenvectors is made)."""
+    applied = np.asarray(A @ vectors[lo:hi].T)                # (d, b): A |m>
+    if np.iscomplexobj(applied):
+        applied = applied.conj()
+    return applied.T @ vectors.T                              # (b, d)
+
+
+def _join(parent: np.ndarray, total: np.ndarray, lo: int) -> None:
+    """Union the eigenstates joined by a non-zero rate (``total`` rows are sources lo..)."""
+    kernels.union_rows(parent, total, lo)
+
+
+def _find_all(parent: np.ndarray) -> np.ndarray:
+    return kernels.union_roots(parent)
+
+
+def _rate_tables(baths: list[Bath], groups: np.ndarray, width: float) -> RateTables:
+    """Chebyshev tables of each group's ``gamma(w)`` (empty when there is one group)."""
+    n_groups = int(groups.max()) + 1
+    thermal = np.zeros(n_groups, dtype=bool)
+    beta = np.zeros(n_groups)
+    low, high, coefficients, ptr = [], [], [], [0]
+    for g in range(n_groups):
+        bath = baths[int(np.flatnonzero(groups == g)[0])]
+        thermal[g], beta[g] = bath.is_thermal, bath.beta if bath.is_thermal else 0.0
+        panels = 0
+        if n_groups > 1 and width > 0:
+            table = LambShiftTable(bath.rates, 0.0 if bath.is_thermal else -width, width,
+                                   relative=True)
+            low.append(table.edges[:-1])
+            high.append(table.edges[1:])
+            coefficients.append(table.coefficients)
+            panels = len(table.coefficients)
+        ptr.append(ptr[-1] + panels)
+    degree = LambShiftTable.DEGREE
+    return RateTables(
+        group=groups, thermal=thermal, beta=beta, ptr=np.array(ptr, dtype=np.int64),
+        low=np.concatenate(low) if low else np.zeros(0),
+        high=np.concatenate(high) if high else np.zeros(0),
+        coefficients=np.concatenate(coefficients) if coefficients else np.zeros((0, degree)))
