@@ -7,11 +7,14 @@ process; each costs half a second of interpreter and SciPy start-up)."""
 from __future__ import annotations
 
 import os
+import tempfile
 
 # One BLAS thread for the tests, set before NumPy loads OpenBLAS: the matrices here are small,
 # and on a busy 2-core machine OpenBLAS's spinning worker threads made the QuTiP comparison
 # 10x slower (2 s -> 25 s). setdefault: an explicit user setting wins; subprocesses inherit it.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# Generators built by the tests are cached in a directory of their own, never the user's.
+os.environ["JUMPS_CACHE_DIR"] = tempfile.mkdtemp(prefix="jumps-test-cache-")
 
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -1,0 +1,314 @@
+"""The rates generator (jumps.rates) and its trajectories (jumps.rate_kernels, rate_unravel).
+
+Oracles: the channel generator (jumps.davies) of the same system, built independently (its
+per-entry rates gamma_a(w) |<n|A_a|m>|^2 and its Lamb-shift blocks); the Pauli rate equation
+dp/dt = (R - diag(sum R)) p solved by expm; exact per-bath expectations given the simulated
+occupation times. Stochastic tests use fixed seeds and 4-standard-error tolerances.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg as sl
+
+from jumps import baths, davies, models, rate_kernels, rates, unravel
+from jumps import rate_unravel as ru
+from jumps.errors import ConfigError
+
+
+def chain(n: int = 5, hz: float = 0.5):
+    """Non-integrable open TFIM chain (J = 1, h = 1.05): a non-degenerate spectrum."""
+    model = models.tfim_chain({"n": n, "J": 1.0, "h": 1.05, "hz": hz})
+    return model, [model.sparse_operator(f"sx:{j}") for j in range(n)]
+
+
+def mixed_baths(n: int):
+    """Two bath groups (Ohmic at T = 1 and Drude-Lorentz at beta = 0.7): the bath choice
+    then needs the per-group rates, not only matrix elements."""
+    return [baths.ohmic(0.05, 5.0, 1.0)] * (n - 1) + [baths.drude_lorentz(0.05, 2.0, 0.7)]
+
+
+def per_bath_rates(g: davies.DaviesGenerator, n_baths: int) -> np.ndarray:
+    """(a, m, n) rates from the channel generator: the oracle."""
+    out = np.zeros((n_baths, g.dimension, g.dimension))
+    bath = g.channel_bath[g.entry_channel]
+    np.add.at(out, (bath, g.entry_col, g.entry_row), g.entry_rate)
+    return out
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """The rates generator (8-bit split: many exact decisions) and the channel generator."""
+    model, couplings = chain()
+    bath_list = mixed_baths(len(couplings))
+    r = rates.build_rate_generator(model.sparse_hamiltonian, couplings, bath_list, split=1)
+    g = davies.build_generator(model.hamiltonian, [c.toarray() for c in couplings], bath_list)
+    return model, couplings, bath_list, r, g
+
+
+def test_rates_match_the_channel_generator(pair):
+    """Total rates m -> n recovered from the alias tables, and the level rates, equal the
+    channel generator's sum over channels of gamma |A|^2 (1e-12 relative: rounding); the
+    energies agree; the rounded bath split is within half a quantum (+1e-6) of the exact
+    cumulative fractions."""
+    _, couplings, _, r, g = pair
+    per_bath = per_bath_rates(g, len(couplings))
+    total = per_bath.sum(axis=0)
+    scale = total.max()
+    np.testing.assert_allclose(r.energies, g.energies, atol=1e-12)
+    np.testing.assert_allclose(r.total_rates(np.arange(r.dimension)), total, atol=1e-12 * scale)
+    np.testing.assert_allclose(r.level_rate, total.sum(axis=1), rtol=1e-12)
+    k = len(couplings) - 1
+    split = r.bath_split.reshape(r.dimension, r.dimension, k).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        exact = np.where(total > 0, np.cumsum(per_bath[:-1], axis=0) / total, 0.0)
+    assert np.max(np.abs(np.moveaxis(exact, 0, -1) * r.split_scale - split)) <= 0.5 + 1e-6
+
+
+def test_diagonal_lamb_shift_matches_the_channel_generator(pair):
+    """H_LS is diagonal for a non-degenerate spectrum: equal to the channel generator's
+    Lamb-shift blocks (1e-9 of max|S|: the Chebyshev table's stated 1e-10 plus sums)."""
+    _, _, _, r, g = pair
+    reference = np.real(np.diag(g.dense_blocks(g.lamb_shift_blocks)))
+    np.testing.assert_allclose(r.lamb_shift, reference, atol=1e-9 * np.abs(reference).max())
+
+
+def test_complex_system_matches_the_channel_generator():
+    """A random complex Hamiltonian with complex couplings (the complex eigenvector path and
+    the conjugated products): rates and bath split as above."""
+    rng = np.random.default_rng(4)
+    d = 12
+
+    def hermitian():
+        m = rng.standard_normal((d, d)) + 1j * rng.standard_normal((d, d))
+        return (m + m.conj().T) / 2
+
+    H, couplings = hermitian(), [hermitian(), hermitian()]
+    bath_list = [baths.ohmic(0.05, 5.0, 1.0), baths.ohmic(0.02, 3.0, 2.0)]
+    r = rates.build_rate_generator(H, couplings, bath_list, split=2)
+    g = davies.build_generator(H, couplings, bath_list)
+    total = per_bath_rates(g, 2).sum(axis=0)
+    assert np.iscomplexobj(r.vectors)
+    np.testing.assert_allclose(r.total_rates(np.arange(d)), total, atol=1e-12 * total.max())
+
+
+def test_degenerate_spectrum_is_refused():
+    """Collective qubits have degenerate levels: a ConfigError naming the system."""
+    model = models.collective_qubits({"n": 3})
+    with pytest.raises(ConfigError, match="degenerate levels"):
+        rates.build_rate_generator(model.sparse_hamiltonian, [model.sparse_operator("Sx")],
+                                   [baths.ohmic(0.05, 5.0, 1.0)])
+
+
+def run_rates(r, kind: str, times, ntraj: int, seed: int, chunk: int = 1000):
+    engine = ru.pack_rate_engine(r)
+    initial = ru.make_rate_initial(r, kind, -1)
+    runner = ru.RateChunkRunner(engine, initial, times, unravel.seed_key(seed), ntraj)
+    for first in range(0, ntraj, chunk):
+        runner.run(first, min(chunk, ntraj - first))
+    return runner, ru.finalize_rates(r, runner.sums(), ntraj, [], np.zeros((0, r.dimension)), "none")
+
+
+def test_populations_follow_the_pauli_rate_equation(pair):
+    """From the highest eigenstate, trajectory populations agree with expm of the Pauli rate
+    matrix of the channel generator within 4 standard errors at every time point where
+    N p >= 20 (binomial errors; fewer counts are not Gaussian). Also: error bars honest
+    (about 95% of the points within 2 sigma), and the points tested are many."""
+    _, _, _, r, g = pair
+    times = np.linspace(0.0, 40.0, 21)
+    ntraj = 20000
+    _, out = run_rates(r, "eigenstate", times, ntraj, seed=3)
+    R = g.rate_matrix().toarray()
+    generator = R - np.diag(R.sum(axis=0))
+    start = np.zeros(r.dimension)
+    start[-1] = 1.0
+    exact = np.array([sl.expm(generator * t) @ start for t in times])
+    np.testing.assert_array_equal(out["populations"][0], start)
+    tested = exact * ntraj >= 20
+    tested[0] = False  # t = 0: exact, zero error bar (checked above)
+    z = (out["populations"] - exact)[tested] / out["populations_stderr"][tested]
+    assert tested.sum() > 200
+    assert np.max(np.abs(z)) < 4.0
+    assert 0.9 < np.mean(np.abs(z) < 2.0) < 0.99
+
+
+def test_bath_attribution_is_exact(pair):
+    """Each bath's jump count against its expectation given the simulated path,
+    sum_m R_a(m) T_occ(m) (R_a the channel generator's rate out of m into bath a, T_occ the
+    run's occupation times): within 4 Poisson standard errors, with two bath groups and the
+    8-bit split (so that a few percent of the decisions take the exact path, counted)."""
+    _, couplings, _, r, g = pair
+    runner, out = run_rates(r, "eigenstate", np.linspace(0.0, 40.0, 5), 20000, seed=8)
+    per_bath = per_bath_rates(g, len(couplings)).sum(axis=2)      # (a, m): rate out into a
+    expected = per_bath @ out["occupation_time"]
+    counts = np.bincount(out["transition_bath"], weights=out["transition_count"],
+                         minlength=len(couplings))
+    z = (counts - expected) / np.sqrt(expected)
+    assert np.max(np.abs(z)) < 4.0, z
+    assert runner.exact_decisions > 1000
+    assert counts.sum() == runner.n_jumps.sum()
+
+
+def test_heat_is_minus_the_energy_change(pair):
+    """Energy bookkeeping per trajectory: the heat handed to all baths is the energy the
+    system lost, E(start) - E(end), exactly up to rounding of the sum (1e-10)."""
+    _, _, _, r, _ = pair
+    engine = ru.pack_rate_engine(r)
+    initial = ru.make_rate_initial(r, "eigenstate", -1)
+    tally = ru.new_rate_tally(r.dimension, np.linspace(0.0, 30.0, 2), r.n_baths, 50, 100000)
+    tally = tally._replace(log_time=np.zeros(100000), log_channel=np.zeros(100000, dtype=np.int64))
+    rate_kernels.run_rate_chunk(engine, initial, tally, unravel.seed_key(2), 0, 50, 1)
+    keys = tally.log_channel[:tally.log_count[0]]
+    d = r.dimension
+    source, target = (keys // d) % d, keys % d
+    ends = np.split(target, np.cumsum(tally.n_jumps)[:-1])
+    final = np.array([e[-1] if e.size else d - 1 for e in ends])
+    np.testing.assert_allclose(tally.heat.sum(axis=1), r.energies[-1] - r.energies[final],
+                               atol=1e-10)
+    # Each jump starts where the previous one of its trajectory ended.
+    for path_source, path_target in zip(np.split(source, np.cumsum(tally.n_jumps)[:-1]), ends):
+        assert np.array_equal(path_source[1:], path_target[:-1])
+
+
+def test_records_do_not_depend_on_lanes_or_chunks(pair):
+    """One lane and 16 lanes, one chunk and uneven chunks: identical per-trajectory heat and
+    jumps, transition counts and level counts (each trajectory draws from its own stream)."""
+    _, _, _, r, _ = pair
+    times = np.linspace(0.0, 20.0, 11)
+    engine = ru.pack_rate_engine(r)
+    initial = ru.make_rate_initial(r, "eigenstate", -1)
+
+    def tally(lanes):
+        t = ru.new_rate_tally(r.dimension, times, r.n_baths, 300, 100000)
+        rate_kernels.run_rate_chunk(engine, initial, t, unravel.seed_key(5), 0, 300, lanes)
+        return t
+
+    one, many = tally(1), tally(16)
+    for name in ("heat", "n_jumps", "level_counts", "n_taken"):
+        assert np.array_equal(getattr(one, name), getattr(many, name)), name
+    assert np.array_equal(np.sort(one.taken[:one.n_taken[0]]), np.sort(many.taken[:many.n_taken[0]]))
+    chunked, _ = run_rates(r, "eigenstate", times, 300, seed=5, chunk=37)
+    whole, _ = run_rates(r, "eigenstate", times, 300, seed=5, chunk=300)
+    assert np.array_equal(chunked.heat, whole.heat)
+    for key, value in whole.sums().items():
+        np.testing.assert_allclose(chunked.sums()[key], value, rtol=1e-13, err_msg=key)
+
+
+def test_gibbs_start_stays_gibbs():
+    """Started in the Gibbs state the populations stay Gibbs (stationarity of the Pauli
+    equation with KMS rates): 4 standard errors at every time, levels with N p >= 20."""
+    model, couplings = chain()
+    one_temperature = [baths.ohmic(0.05, 5.0, 1.0)] * len(couplings)
+    r = rates.build_rate_generator(model.sparse_hamiltonian, couplings, one_temperature)
+    ntraj = 20000
+    _, out = run_rates(r, "gibbs", np.linspace(0.0, 30.0, 7), ntraj, seed=11)
+    gibbs = r.gibbs_populations()
+    tested = gibbs * ntraj >= 20
+    z = (out["populations"][:, tested] - gibbs[tested]) / out["populations_stderr"][:, tested]
+    assert np.max(np.abs(z)) < 4.0
+    assert r.components == 1
+
+
+def test_initial_superposition_is_refused(pair):
+    _, _, _, r, _ = pair
+    with pytest.raises(ConfigError, match="initial_state.kind"):
+        ru.make_rate_initial(r, "product", None)
+
+
+CONFIG = {
+    "system": {"model": "tfim_chain", "params": {"n": 8, "J": 1.0, "h": 1.05, "hz": 0.5}},
+    "baths": [{"coupling": "sx:*", "spectral_density": "ohmic", "eta": 0.01, "cutoff": 5.0,
+               "temperature": 1.0}],
+    "initial_state": {"kind": "eigenstate", "index": -1},
+    "run": {"t_final": 10.0, "n_times": 11, "trajectories": 100},
+}
+
+
+def test_generator_cache_round_trip(tmp_path, monkeypatch):
+    """auto picks the rates generator at d = 256 from an eigenstate; the first build is
+    cached, the second is loaded (memory-mapped) and equal array for array; another
+    temperature is another key; run.cache = false never writes."""
+    import copy
+
+    from jumps import build as build_module
+    from jumps.config import parse_config
+
+    monkeypatch.setenv("JUMPS_CACHE_DIR", str(tmp_path))
+    config = parse_config(copy.deepcopy(CONFIG))
+    first, info = build_module.build(config)
+    assert info["kind"] == "rates" and info["cached"] is None
+    second, info = build_module.build(config)
+    assert info["cached"] is not None
+    for name in ("energies", "vectors", "level_rate", "threshold", "alias", "bath_split",
+                 "lamb_shift"):
+        assert np.array_equal(getattr(first, name), getattr(second, name)), name
+    warmer = copy.deepcopy(CONFIG)
+    warmer["baths"][0]["temperature"] = 2.0
+    assert (build_module.cache_key(parse_config(warmer), "rates")
+            != build_module.cache_key(config, "rates"))
+    off = copy.deepcopy(CONFIG)
+    off["run"]["cache"] = False
+    assert build_module.cache_directory(parse_config(off), "rates") is None
+
+
+def test_auto_falls_back_to_channels_for_a_degenerate_spectrum(tmp_path, monkeypatch):
+    """The spectrum of 8 collective qubits is degenerate: auto builds the channel generator
+    instead; an explicit generator = 'rates' is a ConfigError."""
+    from jumps import build as build_module
+    from jumps.config import parse_config
+
+    monkeypatch.setenv("JUMPS_CACHE_DIR", str(tmp_path))
+    raw = {"system": {"model": "collective_qubits", "params": {"n": 8}},
+           "baths": [{"coupling": "Sx", "spectral_density": "ohmic", "eta": 0.01, "cutoff": 5.0,
+                      "temperature": 1.0}],
+           "initial_state": {"kind": "eigenstate", "index": -1}}
+    generator, info = build_module.build(parse_config(raw))
+    assert info["kind"] == "channels" and isinstance(generator, davies.DaviesGenerator)
+    raw["run"] = {"generator": "rates"}
+    with pytest.raises(ConfigError, match="degenerate"):
+        build_module.build(parse_config(raw))
+
+
+def test_estimate_refuses_what_does_not_fit(monkeypatch):
+    """A build that needs more memory than is available stops before building, with a
+    ConfigError naming the system and both sizes."""
+    import copy
+
+    from jumps import build as build_module
+    from jumps.config import parse_config
+
+    monkeypatch.setattr(rates, "available_memory", lambda: 1e6)
+    with pytest.raises(ConfigError, match="GiB"):
+        build_module.check_fits(parse_config(copy.deepcopy(CONFIG)), "rates")
+
+
+@pytest.mark.slow
+def test_ten_spin_chain_follows_the_pauli_rate_equation():
+    """Issue 6: the 10-spin non-integrable chain (J = 1, h = 1.05, hz = 0.5, sigma_x Ohmic
+    bath on every site, T = 1) from its highest eigenstate. Oracle: the Pauli rate equation
+    with R(m -> n) = sum_a gamma(E_m - E_n) |<n|sx_a|m>|^2 computed densely with numpy (not
+    through jumps.rates), propagated by expm on the time grid. Populations with N p >= 20
+    within 4 standard errors at every time, and error bars honest."""
+    n = 10
+    model, couplings = chain(n)
+    bath = baths.ohmic(0.02, 5.0, 1.0)
+    r = rates.build_rate_generator(model.sparse_hamiltonian, couplings, [bath] * n)
+    energies, vectors = np.linalg.eigh(model.hamiltonian.real)
+    gamma = bath.rates(energies[:, None] - energies[None, :])        # [m, n]: w = E_m - E_n
+    R = sum(gamma * (vectors.T @ (c.toarray().real @ vectors)).T ** 2 for c in couplings)
+    generator = R.T - np.diag(R.sum(axis=1))                          # dp/dt = generator p
+    times = np.linspace(0.0, 60.0, 13)
+    step = sl.expm(generator * (times[1] - times[0]))
+    exact = [np.eye(r.dimension)[-1]]
+    for _ in times[1:]:
+        exact.append(step @ exact[-1])
+    exact = np.array(exact)
+    ntraj = 40000
+    _, out = run_rates(r, "eigenstate", times, ntraj, seed=21, chunk=4000)
+    tested = exact * ntraj >= 20
+    tested[0] = False
+    z = (out["populations"] - exact)[tested] / out["populations_stderr"][tested]
+    assert tested.sum() > 500
+    assert np.max(np.abs(z)) < 4.0
+    assert 0.9 < np.mean(np.abs(z) < 2.0) < 0.99
