@@ -748,16 +748,16 @@ def alias_tables(weights, ptr):
     return threshold, alias
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def alias_rows(weights, threshold, alias):
     """Walker alias tables of each row of ``weights`` (rows, n) into ``threshold`` (float) and
     ``alias`` (any integer type: the column index of the alias) of the same shape."""
     rows, n = weights.shape
     flat_w, flat_t, flat_a = weights.reshape(-1), threshold.reshape(-1), alias.reshape(-1)
-    scaled = np.empty(n)
-    small = np.empty(n, dtype=np.int64)
-    large = np.empty(n, dtype=np.int64)
-    for r in range(rows):
+    for r in numba.prange(rows):  # rows are independent: one scratch set per row
+        scaled = np.empty(n)
+        small = np.empty(n, dtype=np.int64)
+        large = np.empty(n, dtype=np.int64)
         _vose(flat_w, r * n, (r + 1) * n, flat_t, flat_a, r * n, scaled, small, large)
 
 
@@ -781,20 +781,20 @@ def chebyshev(low, high, coefficients, first, last, x):
     return t * b1 - b2 + coefficients[lo, 0]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def chebyshev_many(low, high, coefficients, x, out):
     """:func:`chebyshev` of one table at every element of ``x`` (flat) into ``out``."""
-    for i in range(x.size):
+    for i in numba.prange(x.size):
         out[i] = chebyshev(low, high, coefficients, 0, low.size, x[i])
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def rate_weights(elements, rate, shift, weights, lamb):
     """One bath on a block of sources: ``weights = rate |elements|^2`` and the Lamb-shift sum
     ``lamb[r] += sum_n shift[r, n] |elements[r, n]|^2`` (``shift`` of shape (0, 0): none)."""
     rows, n = elements.shape
     with_shift = shift.shape[0] > 0
-    for r in range(rows):
+    for r in numba.prange(rows):
         acc = 0.0
         for c in range(n):
             x = elements[r, c]
@@ -805,12 +805,12 @@ def rate_weights(elements, rate, shift, weights, lamb):
         lamb[r] += acc
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def rate_split(weights, scale, total, level_rate, split):
     """Total rate per pair, per source, and the bath split: for pair ``(r, n)``,
     ``split[r, n, a] = round(scale * sum_{b<=a} weights[b, r, n] / total[r, n])``."""
     n_baths, rows, n = weights.shape
-    for r in range(rows):
+    for r in numba.prange(rows):
         level = 0.0
         for c in range(n):
             acc = 0.0

@@ -44,7 +44,7 @@ from . import kernels
 from .baths import Bath, LambShiftTable
 from .davies import default_degeneracy_tol
 from .errors import ConfigError
-from .matrices import dense, is_real, sparse
+from .matrices import is_real, sparse
 
 # Per bath group (baths with equal parameters): a Chebyshev table of gamma(w), evaluated by the
 # kernel only for the rare exact bath decisions, and only when there are several groups (with
@@ -188,7 +188,7 @@ def memory_estimate(d: int, n_baths: int, complex_vectors: bool = False,
     kept = {"eigenvectors": vector, "thresholds": 8 * d * d, "aliases": 4 * d * d,
             "bath split": split * (n_baths - 1) * d * d}
     block = _block_size(d, n_baths)
-    temporaries = 3 * n_baths * block * d * 8 + 4 * d * block * 16
+    temporaries = n_baths * block * d * 8 + 6 * d * block * 16
     total = sum(kept.values())
     return {**kept, "kept": total, "peak": max(total + temporaries, 2 * vector + 26 * 8 * d)}
 
@@ -206,8 +206,9 @@ def available_memory() -> float:
 
 
 def _block_size(d: int, n_baths: int) -> int:
-    """Source states per block: the per-block weights (n_baths, b, d) stay near 256 MiB."""
-    return int(min(d, max(16, (1 << 25) // max(1, n_baths * d))))
+    """Source states per block: the per-block weights (n_baths, b, d) stay near 1 GiB (wide
+    blocks keep the products at BLAS-3 speed)."""
+    return int(min(d, max(16, (1 << 27) // max(1, n_baths * d))))
 
 
 # -- the build --------------------------------------------------------------------------------
@@ -238,8 +239,7 @@ def build_rate_generator(hamiltonian, couplings: list, baths: list[Bath],
     timings = {"eigh": 0.0, "products": 0.0, "rest": 0.0}
     start = time.perf_counter()
     real = is_real(hamiltonian) and all(is_real(A) for A in couplings)
-    H = dense(hamiltonian)
-    H = np.ascontiguousarray(H.real) if real else H
+    H = _dense_hamiltonian(hamiltonian, real)
     energies, V = sl.eigh(H, driver="evr", overwrite_a=True, check_finite=False)
     del H
     timings["eigh"] = time.perf_counter() - start
@@ -283,6 +283,15 @@ def build_rate_generator(hamiltonian, couplings: list, baths: list[Bath],
         couplings=tuple(sp.csr_matrix(A) for A in operators),
         rate_tables=_rate_tables(baths, groups, width), baths=tuple(baths),
         degeneracy_tol=tol, min_level_spacing=spacing, components=components, timings=timings)
+
+
+def _dense_hamiltonian(hamiltonian, real: bool) -> np.ndarray:
+    """H as the dense matrix LAPACK needs, real when it is real (never a complex copy of a
+    real 14-spin Hamiltonian: that alone would be 4 GiB)."""
+    if sp.issparse(hamiltonian):
+        return (hamiltonian.real if real else hamiltonian).toarray()
+    H = np.asarray(hamiltonian)
+    return np.ascontiguousarray(H.real if real else H.astype(complex))
 
 
 def _allocate(d: int, n_baths: int, split: int) -> dict[str, np.ndarray]:
