@@ -311,6 +311,7 @@ def run_trajectories(config: RunConfig, out: Path, force: bool = False, resume: 
     finished = set(done).union(*map(set, comm.allgather(my_chunks)))
     peak_rss = comm.allgather(_peak_rss_mb())
     if comm.rank != 0:
+        comm.barrier()      # asleep while rank 0 writes the result
         comm.free_shared()  # collective with rank 0's call below, after it has written
         return 0
     timings.update(run_seconds=run_seconds, wall_seconds=time.perf_counter() - start,
@@ -318,6 +319,7 @@ def run_trajectories(config: RunConfig, out: Path, force: bool = False, resume: 
                    os.environ.get("JUMPS_SHARED_MEMORY", "1") not in ("0", "false", "no"))
     _finish(config, out, generator, plan, runner, merged, heat, n_jumps, finished, previous,
             comm.size, timings, target_stderr, quiet)
+    comm.barrier()
     comm.free_shared()
     return 0
 
