@@ -6,7 +6,7 @@ hz = 0.5 (non-integrable: no degenerate levels), an independent Ohmic bath on ev
 through sigma_x (eta = 0.01, cutoff 5, beta = 1), t in [0, t_final] on ``--times`` points.
 The trajectories start in one eigenstate (default the highest), so every state of every
 trajectory is a single non-degenerate eigenstate: the kernel's pure mode (a classical Markov
-chain, binary search in the level's cumulative rates) from start to end.
+chain: alias draw of the target level, then the bath; interleaved lanes) from start to end.
 
 Measured, in one process:
 

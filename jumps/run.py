@@ -300,7 +300,15 @@ def run_trajectories(config: RunConfig, out: Path, force: bool = False, resume: 
             print(f"{out}: the run is already complete")
         return 0
     generator, plan, previous, timings = prepared if comm.rank == 0 else (None, None, None, {})
-    plan = Plan.share(plan, comm) if comm.is_parallel else plan
+    del prepared
+    if comm.is_parallel:
+        plan = Plan.share(plan, comm)
+        if isinstance(generator, RateGenerator):
+            # Rank 0 keeps the shared copies only (at 14 spins the arrays are 8 GiB).
+            e = plan.engine
+            generator = replace(generator, energies=e.energies, vectors=e.vectors,
+                                level_rate=e.level_rate, threshold=e.threshold, alias=e.alias,
+                                bath_split=e.bath_split)
     timings["compile_seconds"] = _warm_up(comm, plan)
     done = comm.bcast(previous.chunks if comm.rank == 0 else None)
     attempt = comm.bcast(previous.attempt if comm.rank == 0 else None)
