@@ -162,21 +162,11 @@ class DaviesGenerator:
 
     def common_beta(self) -> float | None:
         """The common inverse temperature of all baths, or None if they differ or are not thermal."""
-        betas = {b.beta for b in self.baths if b.is_thermal}
-        if len(betas) != 1 or any(not b.is_thermal for b in self.baths):
-            return None
-        return betas.pop()
+        return common_beta(self.baths)
 
     def gibbs_populations(self, beta: float | None = None) -> np.ndarray:
         """Gibbs populations ``exp(-beta E_n)/Z`` of the eigenstates (at the baths' common beta)."""
-        beta = self.common_beta() if beta is None else beta
-        if beta is None:
-            raise ValueError("the baths have no common temperature: no Gibbs state")
-        if np.isinf(beta):
-            p = (self.energies == self.energies[0]).astype(float)
-        else:
-            p = np.exp(-beta * (self.energies - self.energies[0]))
-        return p / p.sum()
+        return gibbs_populations(self.energies, self.common_beta() if beta is None else beta)
 
     def gibbs_state(self, beta: float | None = None) -> np.ndarray:
         """Gibbs density matrix in the user's basis."""
@@ -210,6 +200,25 @@ class DaviesGenerator:
             start = self.block_ptr[level]
             diagonal[start:start + size * size:size + 1] = self.energies[self.level_ptr[level]]
         return blocks + diagonal
+
+
+def common_beta(baths) -> float | None:
+    """The common inverse temperature of ``baths``, or None if they differ or are not thermal."""
+    betas = {b.beta for b in baths if b.is_thermal}
+    if len(betas) != 1 or any(not b.is_thermal for b in baths):
+        return None
+    return betas.pop()
+
+
+def gibbs_populations(energies: np.ndarray, beta: float | None) -> np.ndarray:
+    """``exp(-beta E_n) / Z`` for ascending ``energies`` (the ground level at ``beta = inf``)."""
+    if beta is None:
+        raise ValueError("the baths have no common temperature: no Gibbs state")
+    if np.isinf(beta):
+        p = (energies == energies[0]).astype(float)
+    else:
+        p = np.exp(-beta * (energies - energies[0]))
+    return p / p.sum()
 
 
 def group_levels(energies: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:

@@ -556,6 +556,25 @@ LANES = 16
 
 
 @numba.njit(cache=True, nogil=True)
+def next_trajectory(row, lane, next_row, key, first, initial, rng):
+    """Put chunk row ``next_row`` (trajectory ``first + next_row``) into ``lane``: seed its
+    stream; returns its initial eigen-index, or -1 for a superposition."""
+    row[lane] = next_row
+    seed_trajectory(key, first + next_row, rng[lane])
+    return _initial_eigenstate(initial, rng[lane])
+
+
+@numba.njit(cache=True, nogil=True)
+def lane_state(n_lanes):
+    """Per-lane state of the interleaved drivers: ``(row, level, t, k, rng, pick, draw)``;
+    ``row = -1`` marks an idle lane."""
+    return (np.full(n_lanes, -1, dtype=np.int64), np.zeros(n_lanes, dtype=np.int64),
+            np.zeros(n_lanes), np.zeros(n_lanes, dtype=np.int64),
+            np.zeros((n_lanes, 4), dtype=np.uint64), np.zeros(n_lanes, dtype=np.int64),
+            np.zeros(n_lanes))
+
+
+@numba.njit(cache=True, nogil=True)
 def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
     """Run trajectories ``first .. first+count-1`` (global indices) into ``tally``.
 
@@ -581,16 +600,11 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
     work = np.zeros((4, d), dtype=np.complex128)
     levels = np.empty(n_level, dtype=np.int64)
     n_lanes = max(1, min(lanes, count))
-    row = np.full(n_lanes, -1, dtype=np.int64)   # chunk row of the lane's trajectory (-1: idle)
-    level = np.zeros(n_lanes, dtype=np.int64)
-    t = np.zeros(n_lanes)
-    k = np.zeros(n_lanes, dtype=np.int64)
-    rng = np.zeros((n_lanes, 4), dtype=np.uint64)
-    pick = np.zeros(n_lanes, dtype=np.int64)     # alias slot, then pair, then transition
+    # pick: alias slot, then pair, then transition; row: the lane's chunk row (-1: idle)
+    row, level, t, k, rng, pick, draw = lane_state(n_lanes)
     end = np.zeros(n_lanes, dtype=np.int64)
     target = np.zeros(n_lanes, dtype=np.int64)
     frequency = np.zeros(n_lanes)
-    draw = np.zeros(n_lanes)
     taken = np.empty(4096, dtype=np.int64)       # transitions taken, not yet counted
     n_taken = 0
     next_row = 0
@@ -603,10 +617,8 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
                 if row[lane] < 0:
                     if next_row >= count:
                         break
-                    row[lane] = next_row
+                    m = next_trajectory(row, lane, next_row, key, first, initial, rng)
                     next_row += 1
-                    seed_trajectory(key, first + row[lane], rng[lane])
-                    m = _initial_eigenstate(initial, rng[lane])
                     if m >= 0 and level_ptr[level_of[m] + 1] - level_ptr[level_of[m]] == 1:
                         level[lane], t[lane], k[lane] = level_of[m], 0.0, 0
                     else:

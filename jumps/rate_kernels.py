@@ -26,12 +26,12 @@ import numpy as np
 
 from .kernels import (
     LANES,
-    _initial_eigenstate,
     _log,
     _pure_segment,
     chebyshev,
+    lane_state,
+    next_trajectory,
     prefetch,
-    seed_trajectory,
     uniform,
 )
 
@@ -152,13 +152,7 @@ def run_rate_chunk(engine, initial, tally, key, first, count, lanes=LANES):
     t_final = times[-1]
     weights = np.zeros(n_baths)
     n_lanes = max(1, min(lanes, count))
-    row = np.full(n_lanes, -1, dtype=np.int64)
-    level = np.zeros(n_lanes, dtype=np.int64)
-    t = np.zeros(n_lanes)
-    k = np.zeros(n_lanes, dtype=np.int64)
-    rng = np.zeros((n_lanes, 4), dtype=np.uint64)
-    pick = np.zeros(n_lanes, dtype=np.int64)
-    draw = np.zeros(n_lanes)
+    row, level, t, k, rng, pick, draw = lane_state(n_lanes)
     next_row = 0
     while True:
         # Stage 1: every lane to its next jump; the alias slot among the targets.
@@ -168,10 +162,8 @@ def run_rate_chunk(engine, initial, tally, key, first, count, lanes=LANES):
                 if row[lane] < 0:
                     if next_row >= count:
                         break
-                    row[lane] = next_row
+                    level[lane] = next_trajectory(row, lane, next_row, key, first, initial, rng)
                     next_row += 1
-                    seed_trajectory(key, first + row[lane], rng[lane])
-                    level[lane] = _initial_eigenstate(initial, rng[lane])
                     t[lane], k[lane] = 0.0, 0
                 t_jump, k[lane] = _pure_segment(level_rate[level[lane]], times, level_counts,
                                                 occupation_time, level[lane], t[lane], k[lane],

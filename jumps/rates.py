@@ -42,7 +42,7 @@ import scipy.sparse as sp
 
 from . import kernels
 from .baths import Bath, LambShiftTable
-from .davies import default_degeneracy_tol
+from .davies import common_beta, default_degeneracy_tol, gibbs_populations
 from .errors import ConfigError
 from .matrices import is_real, sparse
 
@@ -121,20 +121,11 @@ class RateGenerator:
         return len(self.baths)
 
     def common_beta(self) -> float | None:
-        betas = {b.beta for b in self.baths if b.is_thermal}
-        if len(betas) != 1 or any(not b.is_thermal for b in self.baths):
-            return None
-        return betas.pop()
+        return common_beta(self.baths)
 
     def gibbs_populations(self, beta: float | None = None) -> np.ndarray:
-        beta = self.common_beta() if beta is None else beta
-        if beta is None:
-            raise ValueError("the baths have no common temperature: no Gibbs state")
-        if np.isinf(beta):
-            p = (self.energies == self.energies[0]).astype(float)
-        else:
-            p = np.exp(-beta * (self.energies - self.energies[0]))
-        return p / p.sum()
+        """Gibbs populations of the eigenstates (at the baths' common beta)."""
+        return gibbs_populations(self.energies, self.common_beta() if beta is None else beta)
 
     def total_rates(self, sources: np.ndarray) -> np.ndarray:
         """``sum_a R_a(m -> n)`` for the listed sources ``m`` (rows) and all ``n``, recovered
