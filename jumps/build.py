@@ -36,7 +36,7 @@ from .matrices import is_real, sparse
 
 AUTO_RATES_DIMENSION = 256
 GENERATOR_KINDS = ("auto", "channels", "rates")
-CACHE_VERSION = 1
+CACHE_VERSION = 1  # the file layout; the code's own hash is in the key too (_code_hash)
 # Bytes per stored eigenbasis entry of the channel generator and its kernel tables, measured
 # on the 10-spin chain (10.5e6 entries; row, column, value, channel, transition table, pairs).
 CHANNEL_BYTES_PER_ENTRY = 150
@@ -119,7 +119,8 @@ def estimate(config: RunConfig, kind: str | None = None) -> Estimate:
     # Small products run below BLAS speed: the calibration at 512 overestimates large d a bit.
     floor = factor * (speed["eigh"] + n_baths * speed["product"]) * d**3
     if kind == "rates":
-        memory = rates.memory_estimate(d, n_baths, complex_values)
+        n_groups = len({b.key for b in config.baths})
+        memory = rates.memory_estimate(d, n_baths, complex_values, n_groups=n_groups)
         peak, kept, seconds = memory["peak"], memory["kept"], 1.25 * floor + 0.5
     else:
         entries = n_baths * d * d
@@ -134,8 +135,9 @@ def check_fits(config: RunConfig, kind: str) -> Estimate:
     guess = estimate(config, kind)
     if not guess.fits:
         gib = 2.0**30
+        pure = config.initial_state.kind in ("eigenstate", "gibbs")
         hint = (" (the rates generator needs less: start in an eigenstate or the Gibbs state)"
-                if kind == "channels" else "")
+                if kind == "channels" and not pure else "")
         raise ConfigError("system", f"the {kind} generator of d = {guess.dimension} with "
                                     f"{guess.n_baths} baths needs ~{guess.memory_bytes / gib:.1f} "
                                     f"GiB, this machine has {guess.available_bytes / gib:.1f} GiB "
@@ -156,9 +158,16 @@ def build(config: RunConfig, kind: str | None = None):
     start = time.perf_counter()
     directory = cache_directory(config, kind)
     if directory is not None and (directory / "meta.json").exists():
-        generator = load(directory, config)
-        return generator, {"kind": kind, "cached": str(directory),
-                           "build_seconds": time.perf_counter() - start}
+        try:
+            generator = load(directory, config)
+        except (OSError, KeyError, ValueError, TypeError):
+            shutil.rmtree(directory, ignore_errors=True)  # damaged: build it again
+        else:
+            return generator, {"kind": kind, "cached": str(directory),
+                               "build_seconds": time.perf_counter() - start}
+    degenerate = directory.with_name(directory.name + ".degenerate") if directory else None
+    if kind == "rates" and config.generator == "auto" and degenerate and degenerate.exists():
+        return build(config, "channels")  # known from an earlier run: no second eigh
     check_fits(config, kind)
     if kind == "rates":
         try:
@@ -167,6 +176,8 @@ def build(config: RunConfig, kind: str | None = None):
                 degeneracy_tol=config.degeneracy_tol, lamb_shift=config.lamb_shift)
         except ConfigError as error:
             if config.generator == "auto" and "degenerate levels" in error.reason:
+                if degenerate is not None:
+                    _touch(degenerate, error.reason)
                 return build(config, "channels")
             raise
     else:
@@ -177,6 +188,14 @@ def build(config: RunConfig, kind: str | None = None):
     if directory is not None:
         save(directory, generator, kind)
     return generator, {"kind": kind, "cached": None, "build_seconds": seconds}
+
+
+def _touch(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+    except OSError:
+        pass
 
 
 def default_cache_root() -> Path:
@@ -191,8 +210,9 @@ def cache_key(config: RunConfig, kind: str) -> str | None:
     """Hash of everything the generator depends on, or None if something cannot be hashed
     (a bath defined by a Python function)."""
     digest = hashlib.sha256()
-    head = {"version": CACHE_VERSION, "kind": kind, "degeneracy_tol": config.degeneracy_tol,
-            "drop_tol": config.drop_tol, "lamb_shift": config.lamb_shift}
+    head = {"version": CACHE_VERSION, "code": _code_hash(), "kind": kind,
+            "degeneracy_tol": config.degeneracy_tol, "drop_tol": config.drop_tol,
+            "lamb_shift": config.lamb_shift}
     for bath in config.baths:
         if bath.fingerprint is None:
             return None
@@ -201,9 +221,19 @@ def cache_key(config: RunConfig, kind: str) -> str | None:
     for matrix in [config.model.stored_hamiltonian, *config.couplings]:
         csr = sparse(matrix)
         csr.sort_indices()
+        digest.update(f"{csr.shape} {csr.nnz}".encode())
         for part in (csr.indptr, csr.indices, csr.data):
             digest.update(np.ascontiguousarray(part).tobytes())
     return digest.hexdigest()[:24]
+
+
+def _code_hash() -> str:
+    """Hash of the modules a generator is computed by: a changed algorithm is a new key."""
+    digest = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for name in ("baths.py", "davies.py", "rates.py", "kernels.py", "matrices.py"):
+        digest.update((here / name).read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def cache_directory(config: RunConfig, kind: str) -> Path | None:

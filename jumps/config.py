@@ -135,6 +135,9 @@ def parse_config(raw: dict, base: Path = Path("."), source: str = "") -> RunConf
     if generator == "rates" and initial.kind not in ("eigenstate", "gibbs"):
         raise ConfigError("initial_state.kind", "the rates generator runs trajectories between "
                                                 "eigenstates: start in an eigenstate or gibbs")
+    if generator == "rates" and density == "full":
+        raise ConfigError("run.density_matrix", "the rates generator has no coherences to store: "
+                                                "use 'diagonal' or 'none'")
     system = raw["system"]
     degeneracy_tol = system.get("degeneracy_tol")
     if degeneracy_tol is not None:

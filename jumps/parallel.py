@@ -74,6 +74,10 @@ class Comm:
     def allgather(self, value: Any) -> list:
         return [value] if self._comm is None else self._comm.allgather(value)
 
+    def gather(self, value: Any) -> list | None:
+        """Every rank's ``value`` on rank 0 (None elsewhere)."""
+        return [value] if self._comm is None else self._comm.gather(value, root=0)
+
     def reduce_sum(self, array: np.ndarray) -> np.ndarray | None:
         """Element-wise sum over ranks, on rank 0 (None elsewhere)."""
         if self._comm is None:
@@ -104,7 +108,7 @@ class Comm:
             for name, (shape, dtype) in layout.items():
                 array = np.ascontiguousarray(arrays[name]) if self.rank == 0 else _aligned(
                     np.empty(int(np.prod(shape)) * dtype.itemsize + _ALIGN, np.uint8), shape, dtype)
-                self._comm.Bcast(_bytes(array), root=0)
+                _broadcast(self._comm, _bytes(array))
                 out[name] = array
             return out
         node = self._comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
@@ -125,7 +129,7 @@ class Comm:
                 if self.rank == 0:
                     array[...] = arrays[name]
                 if leaders.Get_size() > 1:
-                    leaders.Bcast(_bytes(array), root=0)
+                    _broadcast(leaders, _bytes(array))
             node.Barrier()
             self._windows.append(window)
             out[name] = array
@@ -151,6 +155,13 @@ def _aligned(raw: np.ndarray, shape: tuple, dtype: np.dtype) -> np.ndarray:
     offset = -raw.ctypes.data % _ALIGN
     size = int(np.prod(shape)) * dtype.itemsize
     return raw[offset:offset + size].view(dtype).reshape(shape)
+
+
+def _broadcast(comm, data: np.ndarray, piece: int = 1 << 30) -> None:
+    """Bcast a byte array from rank 0 in pieces of 1 GiB (counts stay below 2^31, which MPI-3
+    libraries without large-count support require)."""
+    for start in range(0, data.size, piece):
+        comm.Bcast(data[start:start + piece], root=0)
 
 
 def _bytes(array: np.ndarray) -> np.ndarray:

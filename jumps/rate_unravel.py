@@ -14,7 +14,7 @@ from .davies import cluster_frequencies
 from .errors import ConfigError
 from .kernels import Initial, segmented_cumsum
 from .rates import RateGenerator
-from .unravel import mean_stderr, merge_counts
+from .unravel import mean_stderr, sum_counts
 
 
 def pack_rate_engine(g: RateGenerator) -> rate_kernels.RateEngine:
@@ -28,7 +28,10 @@ def pack_rate_engine(g: RateGenerator) -> rate_kernels.RateEngine:
         vals.append(A.data)
         offset += A.nnz
     values = np.concatenate(vals)
-    values = values.astype(g.vectors.dtype) if not np.iscomplexobj(g.vectors) else values.astype(complex)
+    if np.iscomplexobj(values) and not np.iscomplexobj(g.vectors):
+        raise ValueError("complex couplings with real eigenvectors: build_rate_generator "
+                         "should have worked in complex arithmetic")
+    values = values.astype(np.result_type(values, g.vectors))
     t = g.rate_tables
     return rate_kernels.RateEngine(
         energies=g.energies, level_rate=g.level_rate, threshold=g.threshold, alias=g.alias,
@@ -115,16 +118,23 @@ class RateChunkRunner:
         self.occupation_time = new
 
     def _compact(self) -> None:
-        for keys, counts in self._pending:
-            self._keys, self._counts = merge_counts(self._keys, self._counts, keys, counts)
-        self._pending.clear()
+        """Merge the chunks' counts into the running ones, in one sort."""
+        if self._pending:
+            keys = np.concatenate([self._keys, *(k for k, _ in self._pending)])
+            counts = np.concatenate([self._counts, *(c for _, c in self._pending)])
+            self._keys, self._counts = sum_counts(keys, counts)
+            self._pending.clear()
 
-    def sums(self) -> dict[str, np.ndarray]:
-        self._compact()
-        return {"level_counts": self.level_counts.copy(),
-                "occupation_time": self.occupation_time + self.occupation_compensation,
-                "transition_keys": self._keys.copy(), "transition_counts": self._counts.copy(),
-                "exact_decisions": np.array([self.exact_decisions])}
+    def sums(self, transitions: bool = True) -> dict[str, np.ndarray]:
+        """The running sums; ``transitions=False`` leaves out the sparse transition counts
+        (what the early stop needs, every chunk, without merging them)."""
+        out = {"level_counts": self.level_counts.copy(),
+               "occupation_time": self.occupation_time + self.occupation_compensation,
+               "exact_decisions": np.array([self.exact_decisions])}
+        if transitions:
+            self._compact()
+            out.update(transition_keys=self._keys.copy(), transition_counts=self._counts.copy())
+        return out
 
     def jump_list(self, trajectories: int, capacity: int = 4096) -> dict[str, np.ndarray]:
         """The jump record ``(trajectory, time, bath, from, to)`` of trajectories ``0..K-1``,

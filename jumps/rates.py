@@ -172,14 +172,15 @@ def split_bytes(n_baths: int, d: int, budget: float | None = None) -> int:
 
 
 def memory_estimate(d: int, n_baths: int, complex_vectors: bool = False,
-                    split: int | None = None) -> dict[str, float]:
-    """Bytes the rates generator needs: what it keeps, and the peak while building."""
+                    split: int | None = None, n_groups: int = 1) -> dict[str, float]:
+    """Bytes the rates generator needs: what it keeps, and the peak while building (``n_groups``
+    bath groups each hold a block of rates and of Lamb shifts)."""
     split = split_bytes(n_baths, d) if split is None else split
     vector = d * d * (16 if complex_vectors else 8)
     kept = {"eigenvectors": vector, "thresholds": 8 * d * d, "aliases": 4 * d * d,
             "bath split": split * (n_baths - 1) * d * d}
     block = _block_size(d, n_baths)
-    temporaries = n_baths * block * d * 8 + 6 * d * block * 16
+    temporaries = n_baths * block * d * 8 + 6 * d * block * 16 + 2 * n_groups * block * d * 8
     total = sum(kept.values())
     return {**kept, "kept": total, "peak": max(total + temporaries, 2 * vector + 26 * 8 * d)}
 
@@ -253,8 +254,11 @@ def build_rate_generator(hamiltonian, couplings: list, baths: list[Bath],
         raise ConfigError(f"baths[{bad}].coupling", "the coupling operator is zero")
     n_baths = len(baths)
     split = split_bytes(n_baths, d) if split is None else split
+    if split not in (1, 2):
+        raise ValueError(f"split must be 1 or 2 bytes, got {split!r}")
     groups = _groups(baths)
-    width = float(energies[-1] - energies[0])
+    # Tables span the Bohr frequencies [-width, width] (at least [-1, 1]: d = 1 has only w = 0).
+    width = max(float(energies[-1] - energies[0]), 1.0)
     shift_tables = _lamb_shift_tables(baths, groups, width) if lamb_shift else None
     out = _allocate(d, n_baths, split)
     parent = np.arange(d)
@@ -280,7 +284,7 @@ def _dense_hamiltonian(hamiltonian, real: bool) -> np.ndarray:
     """H as the dense matrix LAPACK needs, real when it is real (never a complex copy of a
     real 14-spin Hamiltonian: that alone would be 4 GiB)."""
     if sp.issparse(hamiltonian):
-        return (hamiltonian.real if real else hamiltonian).toarray()
+        return (hamiltonian.real if real else hamiltonian.astype(complex)).toarray()
     H = np.asarray(hamiltonian)
     return np.ascontiguousarray(H.real if real else H.astype(complex))
 

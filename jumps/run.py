@@ -160,6 +160,11 @@ class Plan:
         state = config.initial_state
         if isinstance(generator, RateGenerator):
             d = generator.dimension
+            if config.density_matrix == "full":
+                raise ConfigError("run.density_matrix", "the rates generator has no coherences "
+                                                        "to store: use 'diagonal' or 'none'")
+            if common["density"] == "full":  # 'auto' at small d: the diagonal is all there is
+                common["density"] = "diagonal"
             observables = np.array([generator.diagonal_of(o) for o in config.observables.values()])
             return cls(**common, kind="rates", engine=rate_unravel.pack_rate_engine(generator),
                        initial=rate_unravel.make_rate_initial(generator, state.kind, state.index),
@@ -338,7 +343,7 @@ def _reduce(comm, sums: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
     dense = {k: v for k, v in sums.items() if k not in unravel.SPARSE_KEYS}
     merged = {name: comm.reduce_sum(value) for name, value in dense.items()}
     if "transition_keys" in sums:
-        parts = comm.allgather((sums["transition_keys"], sums["transition_counts"]))
+        parts = comm.gather((sums["transition_keys"], sums["transition_counts"]))
         if comm.rank == 0:
             accumulator = unravel.Accumulator()
             for keys, counts in parts:
@@ -397,7 +402,8 @@ def _work(comm, plan: Plan, config: RunConfig, out: Path, attempt: int, done: se
         jumps = runner.run(first, count)
         my_chunks.append(chunk)
         report = {"rank": comm.rank, "trajectories": count, "jumps": jumps, "moments":
-                  plan.first_observable_moments(runner.sums()) if target_stderr else None}
+                  plan.first_observable_moments(runner.sums(transitions=False))
+                  if target_stderr else None}
         if bar is not None:
             bar.update(scheduler.done_trajectories + count - bar.n)
             rate = (scheduler.jumps + jumps) / max(time.perf_counter() - start, 1e-9)

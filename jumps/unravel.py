@@ -27,10 +27,16 @@ SPARSE_KEYS = ("transition_keys", "transition_counts")
 
 def merge_counts(keys_a, counts_a, keys_b, counts_b) -> tuple[np.ndarray, np.ndarray]:
     """Sparse counts ``(sorted unique keys, counts)``: the sum of two."""
-    keys = np.concatenate([keys_a, keys_b]).astype(np.int64)
-    counts = np.concatenate([counts_a, counts_b]).astype(np.int64)
+    return sum_counts(np.concatenate([keys_a, keys_b]), np.concatenate([counts_a, counts_b]))
+
+
+def sum_counts(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(sorted unique keys, total count of each)`` of keys that may repeat (integer sums)."""
+    keys, counts = np.asarray(keys, dtype=np.int64), np.asarray(counts, dtype=np.int64)
     unique, inverse = np.unique(keys, return_inverse=True)
-    return unique, np.bincount(inverse, weights=counts, minlength=unique.size).astype(np.int64)
+    total = np.zeros(unique.size, dtype=np.int64)
+    np.add.at(total, inverse, counts)
+    return unique, total
 
 
 def pack_engine(generator: DaviesGenerator) -> kernels.Engine:
@@ -421,8 +427,9 @@ class ChunkRunner:
             records["jump_channel"].append(tally.log_channel[:n])
         return {key: np.concatenate(value) if value else np.zeros(0) for key, value in records.items()}
 
-    def sums(self) -> dict[str, np.ndarray]:
-        """The running sums (zeros before the first chunk)."""
+    def sums(self, transitions: bool = True) -> dict[str, np.ndarray]:
+        """The running sums (zeros before the first chunk); ``transitions`` is for the
+        interface of :class:`jumps.rate_unravel.RateChunkRunner` (dense counts here)."""
         floats = self.accumulator.sums() if self.accumulator.total else {
             name: np.zeros_like(getattr(self.template, name)) for name in FLOAT_FIELDS}
         return {**self.counters, **floats}
