@@ -148,46 +148,72 @@ def check_fits(config: RunConfig, kind: str) -> Estimate:
 # -- building, with the cache --------------------------------------------------------------------
 
 
-def build(config: RunConfig, kind: str | None = None):
+def build(config: RunConfig, kind: str | None = None, comm=None):
     """The config's generator: from the cache when one was built from the same inputs, else
     built (and cached when ``run.cache`` is on and the build is not trivial).
 
-    Returns ``(generator, info)`` with ``info = {"kind", "cached", "build_seconds", ...}``.
+    With a communicator of several ranks call it on all of them: the rates generator is then
+    built by all ranks together (:func:`jumps.rates.build_rate_generator`), the channel
+    generator by rank 0; every decision is taken on rank 0 and broadcast, so that a ConfigError
+    is raised on every rank or on none. Returns ``(generator, info)`` (``generator`` is None
+    on ranks other than 0) with ``info = {"kind", "cached", "build_seconds"}``.
     """
+    comm = comm if comm is not None else _OneRank()
     kind = kind or wanted_kind(config)
     start = time.perf_counter()
     directory = cache_directory(config, kind)
-    if directory is not None and (directory / "meta.json").exists():
+    generator = None
+    if comm.rank == 0 and directory is not None and (directory / "meta.json").exists():
         try:
             generator = load(directory, config)
         except (OSError, KeyError, ValueError, TypeError):
             shutil.rmtree(directory, ignore_errors=True)  # damaged: build it again
-        else:
-            return generator, {"kind": kind, "cached": str(directory),
-                               "build_seconds": time.perf_counter() - start}
+    if comm.bcast(generator is not None if comm.rank == 0 else None):
+        return generator, {"kind": kind, "cached": str(directory),
+                           "build_seconds": time.perf_counter() - start}
     degenerate = directory.with_name(directory.name + ".degenerate") if directory else None
-    if kind == "rates" and config.generator == "auto" and degenerate and degenerate.exists():
-        return build(config, "channels")  # known from an earlier run: no second eigh
-    check_fits(config, kind)
+    known = comm.bcast(bool(degenerate and degenerate.exists()) if comm.rank == 0 else None)
+    if kind == "rates" and config.generator == "auto" and known:
+        return build(config, "channels", comm)  # known from an earlier run: no second eigh
+    failure = None
+    if comm.rank == 0:
+        try:
+            check_fits(config, kind)
+        except ConfigError as error:
+            failure = (error.field, error.reason)
+    failure = comm.bcast(failure)
+    if failure is not None:
+        raise ConfigError(*failure)
     if kind == "rates":
         try:
             generator = rates.build_rate_generator(
                 config.model.stored_hamiltonian, config.couplings, config.baths,
-                degeneracy_tol=config.degeneracy_tol, lamb_shift=config.lamb_shift)
+                degeneracy_tol=config.degeneracy_tol, lamb_shift=config.lamb_shift,
+                comm=comm if comm.is_parallel else None)
         except ConfigError as error:
             if config.generator == "auto" and "degenerate levels" in error.reason:
-                if degenerate is not None:
+                if degenerate is not None and comm.rank == 0:
                     _touch(degenerate, error.reason)
-                return build(config, "channels")
+                return build(config, "channels", comm)
             raise
-    else:
+    elif comm.rank == 0:
         generator = build_generator(config.model.hamiltonian, config.couplings, config.baths,
                                     degeneracy_tol=config.degeneracy_tol,
                                     drop_tol=config.drop_tol, lamb_shift=config.lamb_shift)
     seconds = time.perf_counter() - start
-    if directory is not None:
+    if directory is not None and comm.rank == 0:
         save(directory, generator, kind)
     return generator, {"kind": kind, "cached": None, "build_seconds": seconds}
+
+
+class _OneRank:
+    """The communicator of a serial build (what :class:`jumps.parallel.Comm` is with one rank)."""
+
+    rank, size, is_parallel = 0, 1, False
+
+    @staticmethod
+    def bcast(value):
+        return value
 
 
 def _touch(path: Path, text: str) -> None:

@@ -859,6 +859,15 @@ def union_rows(parent, weights, first):
 
 
 @numba.njit(cache=True, nogil=True)
+def union_labels(parent, labels):
+    """Union-find: join every element ``i`` with ``labels[i]`` (another forest's roots)."""
+    for i in range(parent.size):
+        a, b = _root(parent, i), _root(parent, labels[i])
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+
+
+@numba.njit(cache=True, nogil=True)
 def union_roots(parent):
     """The root (component label) of every element of a union-find forest."""
     out = np.empty_like(parent)

@@ -28,7 +28,8 @@ from .errors import ConfigError
 _LAUNCHER_VARIABLES = ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK",
                        "MPI_LOCALNRANKS", "HYDRA_CONTROL_FD", "I_MPI_HYDRA_HOST_FILE")
 
-_REQUEST, _REPLY = 11, 12
+_REQUEST, _REPLY, _ARRAY = 11, 12, 13
+_PIECE = 1 << 30  # bytes per MPI message: counts stay below 2^31 (MPI-3 libraries)
 
 
 def launched_by_mpi() -> bool:
@@ -73,6 +74,18 @@ class Comm:
 
     def allgather(self, value: Any) -> list:
         return [value] if self._comm is None else self._comm.allgather(value)
+
+    def send_array(self, array: np.ndarray, dest: int) -> None:
+        """Send a C-contiguous array to rank ``dest`` (as bytes, in pieces)."""
+        data = _bytes(np.ascontiguousarray(array))
+        for start in range(0, data.size, _PIECE):
+            self._comm.Send(data[start:start + _PIECE], dest=dest, tag=_ARRAY)
+
+    def receive_array(self, array: np.ndarray, source: int) -> None:
+        """Receive :meth:`send_array`'s data into the C-contiguous view ``array``."""
+        data = _bytes(array)
+        for start in range(0, data.size, _PIECE):
+            self._comm.Recv(data[start:start + _PIECE], source=source, tag=_ARRAY)
 
     def gather(self, value: Any) -> list | None:
         """Every rank's ``value`` on rank 0 (None elsewhere)."""
@@ -157,11 +170,10 @@ def _aligned(raw: np.ndarray, shape: tuple, dtype: np.dtype) -> np.ndarray:
     return raw[offset:offset + size].view(dtype).reshape(shape)
 
 
-def _broadcast(comm, data: np.ndarray, piece: int = 1 << 30) -> None:
-    """Bcast a byte array from rank 0 in pieces of 1 GiB (counts stay below 2^31, which MPI-3
-    libraries without large-count support require)."""
-    for start in range(0, data.size, piece):
-        comm.Bcast(data[start:start + piece], root=0)
+def _broadcast(comm, data: np.ndarray) -> None:
+    """Bcast a byte array from rank 0 in pieces of ``_PIECE`` bytes."""
+    for start in range(0, data.size, _PIECE):
+        comm.Bcast(data[start:start + _PIECE], root=0)
 
 
 def _bytes(array: np.ndarray) -> np.ndarray:

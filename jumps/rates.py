@@ -199,7 +199,10 @@ def available_memory() -> float:
 
 def _block_size(d: int, n_baths: int) -> int:
     """Source states per block: the per-block weights (n_baths, b, d) stay near 1 GiB (wide
-    blocks keep the products at BLAS-3 speed)."""
+    blocks keep the products at BLAS-3 speed). ``JUMPS_BUILD_BLOCK`` sets it (tests use small
+    blocks to deal several to each rank)."""
+    if os.environ.get("JUMPS_BUILD_BLOCK"):
+        return int(min(d, max(1, int(os.environ["JUMPS_BUILD_BLOCK"]))))
     return int(min(d, max(16, (1 << 27) // max(1, n_baths * d))))
 
 
@@ -208,7 +211,7 @@ def _block_size(d: int, n_baths: int) -> int:
 
 def build_rate_generator(hamiltonian, couplings: list, baths: list[Bath],
                          degeneracy_tol: float | None = None, lamb_shift: bool = True,
-                         split: int | None = None) -> RateGenerator:
+                         split: int | None = None, comm=None) -> RateGenerator | None:
     """Build the rates generator of ``H`` coupled through ``couplings[a]`` to ``baths[a]``.
 
     Parameters
@@ -225,24 +228,31 @@ def build_rate_generator(hamiltonian, couplings: list, baths: list[Bath],
         Compute the (diagonal) Lamb shift.
     split : int, optional
         Bytes per bath boundary (1 or 2); default by memory (:func:`split_bytes`).
+    comm : jumps.parallel.Comm, optional
+        With several ranks (call on all of them): rank 0 diagonalises H, the eigenvectors go
+        to every rank (one shared copy per node), the blocks of source states are dealt out
+        round-robin, and rank 0 gathers the rows. Returns the generator on rank 0, None on
+        the others.
     """
     if len(couplings) != len(baths):
         raise ConfigError("baths", f"{len(couplings)} coupling operators for {len(baths)} baths")
+    parallel = comm is not None and comm.is_parallel
+    rank, size = (comm.rank, comm.size) if parallel else (0, 1)
     timings = {"eigh": 0.0, "products": 0.0, "rest": 0.0}
     start = time.perf_counter()
     real = is_real(hamiltonian) and all(is_real(A) for A in couplings)
-    H = _dense_hamiltonian(hamiltonian, real)
-    energies, V = sl.eigh(H, driver="evr", overwrite_a=True, check_finite=False)
-    del H
+    energies = vectors = None
+    if rank == 0:
+        energies, vectors = _eigenbasis(hamiltonian, real)
+    if parallel:
+        comm.barrier()  # the others sleep through the eigh
+        shared = comm.share({"energies": energies, "vectors": vectors} if rank == 0 else None)
+        energies, vectors = shared["energies"], shared["vectors"]
     timings["eigh"] = time.perf_counter() - start
-    vectors = V.T  # F-ordered V: its transpose has the eigenvectors as contiguous rows
-    if not vectors.flags.c_contiguous:
-        vectors = np.ascontiguousarray(vectors)
-    del V
     d = energies.size
     tol = default_degeneracy_tol(energies) if degeneracy_tol is None else float(degeneracy_tol)
     spacing = float(np.min(np.diff(energies))) if d > 1 else np.inf
-    if spacing <= tol:
+    if spacing <= tol:  # the same shared energies on every rank: all raise together
         raise ConfigError("system", f"degenerate levels (spacing {spacing:.3g} <= degeneracy_tol "
                                     f"{tol:.3g}): the rates generator needs a non-degenerate "
                                     "spectrum; use run.generator = 'channels'")
@@ -260,24 +270,77 @@ def build_rate_generator(hamiltonian, couplings: list, baths: list[Bath],
     # Tables span the Bohr frequencies [-width, width] (at least [-1, 1]: d = 1 has only w = 0).
     width = max(float(energies[-1] - energies[0]), 1.0)
     shift_tables = _lamb_shift_tables(baths, groups, width) if lamb_shift else None
-    out = _allocate(d, n_baths, split)
-    parent = np.arange(d)
     block = _block_size(d, n_baths)
-    for lo in range(0, d, block):
-        hi = min(d, lo + block)
-        products = _block(energies, vectors, operators, baths, groups, shift_tables, lo, hi,
-                          out, split, parent)
-        timings["products"] += products
+    blocks = [(lo, min(d, lo + block)) for lo in range(0, d, block)]
+    mine = blocks[rank::size]
+    # Rank 0 holds all rows; another rank only its own, packed one block after the other.
+    rows = d if rank == 0 else sum(hi - lo for lo, hi in mine)
+    out = _allocate(rows, d, n_baths, split)
+    parent = np.arange(d)
+    row = 0
+    failure = None
+    try:
+        for lo, hi in mine:
+            first = lo if rank == 0 else row
+            timings["products"] += _block(energies, vectors, operators, baths, groups,
+                                          shift_tables, lo, hi, out, first, split, parent)
+            row += hi - lo
+    except ConfigError as error:  # bad rates in this rank's blocks: every rank must know
+        failure = (error.field, error.reason)
+    if parallel:
+        failures = [f for f in comm.allgather(failure) if f is not None]
+        failure = failures[0] if failures else None
+    if failure is not None:
+        raise ConfigError(*failure)
+    if parallel:
+        parent = _gather_rows(comm, blocks, out, parent)
+    timings["rest"] = time.perf_counter() - start - timings["eigh"] - timings["products"]
+    if rank != 0:
+        return None
     thermal = all(b.is_thermal and np.isfinite(b.beta) for b in baths)
     components = int(np.unique(_find_all(parent)).size) if thermal else None
-    timings["rest"] = time.perf_counter() - start - timings["eigh"] - timings["products"]
     return RateGenerator(
         energies=energies, vectors=vectors, level_rate=out["level_rate"],
         threshold=out["threshold"], alias=out["alias"], bath_split=out["bath_split"],
         split_scale=float((1 << (8 * split)) - 1), lamb_shift=out["lamb_shift"],
         couplings=tuple(sp.csr_matrix(A) for A in operators),
         rate_tables=_rate_tables(baths, groups, width), baths=tuple(baths),
-        degeneracy_tol=tol, min_level_spacing=spacing, components=components, timings=timings)
+        degeneracy_tol=tol, min_level_spacing=spacing, components=components,
+        timings={**timings, "ranks": size})
+
+
+def _eigenbasis(hamiltonian, real: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues and eigenvectors as rows (C-contiguous), by LAPACK's dsyevr/zheevr."""
+    H = _dense_hamiltonian(hamiltonian, real)
+    energies, V = sl.eigh(H, driver="evr", overwrite_a=True, check_finite=False)
+    del H
+    vectors = V.T  # F-ordered V: its transpose has the eigenvectors as contiguous rows
+    return energies, vectors if vectors.flags.c_contiguous else np.ascontiguousarray(vectors)
+
+
+def _gather_rows(comm, blocks, out, parent) -> np.ndarray:
+    """Rank 0 receives every other rank's rows into its full arrays, and joins their
+    connectivity into its union-find forest (returned; meaningful on rank 0)."""
+    rank, size = comm.rank, comm.size
+    rows = out["level_rate"].size               # d on rank 0, its own rows elsewhere
+    tables = {name: out[name].reshape(rows, -1) for name in
+              ("threshold", "alias", "bath_split", "level_rate", "lamb_shift")}
+    for owner in range(1, size):
+        packed = 0
+        for lo, hi in blocks[owner::size]:
+            for table in tables.values():
+                if rank == owner:
+                    comm.send_array(table[packed:packed + hi - lo], 0)
+                elif rank == 0:
+                    comm.receive_array(table[lo:hi], owner)
+            packed += hi - lo
+        if rank == owner:
+            comm.send_array(_find_all(parent), 0)
+        elif rank == 0:
+            labels = np.empty_like(parent)
+            comm.receive_array(labels, owner)
+            kernels.union_labels(parent, labels)
+    return parent
 
 
 def _dense_hamiltonian(hamiltonian, real: bool) -> np.ndarray:
@@ -289,11 +352,12 @@ def _dense_hamiltonian(hamiltonian, real: bool) -> np.ndarray:
     return np.ascontiguousarray(H.real if real else H.astype(complex))
 
 
-def _allocate(d: int, n_baths: int, split: int) -> dict[str, np.ndarray]:
+def _allocate(rows: int, d: int, n_baths: int, split: int) -> dict[str, np.ndarray]:
+    """Output arrays for ``rows`` source states (flat, row-major: row r, target n)."""
     dtype = np.uint16 if split == 2 else np.uint8
-    return {"threshold": np.empty(d * d), "alias": np.empty(d * d, dtype=np.int32),
-            "bath_split": np.empty(d * d * (n_baths - 1), dtype=dtype),
-            "level_rate": np.zeros(d), "lamb_shift": np.zeros(d)}
+    return {"threshold": np.empty(rows * d), "alias": np.empty(rows * d, dtype=np.int32),
+            "bath_split": np.empty(rows * d * (n_baths - 1), dtype=dtype),
+            "level_rate": np.zeros(rows), "lamb_shift": np.zeros(rows)}
 
 
 def _groups(baths: list[Bath]) -> np.ndarray:
@@ -313,13 +377,15 @@ def _lamb_shift_tables(baths, groups, width) -> dict[int, object]:
     return tables
 
 
-def _block(energies, vectors, operators, baths, groups, shift_tables, lo, hi, out, split,
+def _block(energies, vectors, operators, baths, groups, shift_tables, lo, hi, out, first, split,
            parent) -> float:
-    """Rates, bath split, alias tables and Lamb shift of source states ``lo:hi``.
+    """Rates, bath split, alias tables and Lamb shift of source states ``lo:hi``, into rows
+    ``first:first + hi - lo`` of ``out``.
 
     Returns the seconds spent in the matrix products."""
     d = energies.size
     b = hi - lo
+    rows = slice(first, first + b)
     n_baths = len(operators)
     gaps = energies[lo:hi, None] - energies[None, :]          # (b, d): w = E_m - E_n
     rates, shifts = {}, {}
@@ -341,15 +407,15 @@ def _block(energies, vectors, operators, baths, groups, shift_tables, lo, hi, ou
         seconds += time.perf_counter() - tick
         g = int(groups[a])
         kernels.rate_weights(elements, rates[g], shifts.get(g, no_shift), weights[a],
-                             out["lamb_shift"][lo:hi])
+                             out["lamb_shift"][rows])
     if any(not np.all(np.isfinite(r)) or np.any(r < 0) for r in rates.values()):
         raise ConfigError("baths", "a bath gives negative or non-finite rates at the Bohr frequencies")
     total = np.empty((b, d))
-    split_view = out["bath_split"].reshape(d, d, n_baths - 1)[lo:hi]
+    split_view = out["bath_split"].reshape(-1, d, n_baths - 1)[rows]
     kernels.rate_split(weights, float((1 << (8 * split)) - 1), total,
-                       out["level_rate"][lo:hi], split_view)
-    kernels.alias_rows(total, out["threshold"].reshape(d, d)[lo:hi],
-                       out["alias"].reshape(d, d)[lo:hi])
+                       out["level_rate"][rows], split_view)
+    kernels.alias_rows(total, out["threshold"].reshape(-1, d)[rows],
+                       out["alias"].reshape(-1, d)[rows])
     _join(parent, total, lo)
     return seconds
 

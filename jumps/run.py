@@ -298,13 +298,16 @@ def run_trajectories(config: RunConfig, out: Path, force: bool = False, resume: 
     """
     comm = comm or parallel.get_comm()
     start = time.perf_counter()
-    prepared = parallel.agree_or_exit(
-        comm, lambda: _prepare(config, out, force, resume) if comm.rank == 0 else None)
-    if comm.bcast(prepared == "complete"):
+    previous = parallel.agree_or_exit(
+        comm, lambda: _prepare_output(config, out, force, resume) if comm.rank == 0 else None)
+    if comm.bcast(previous == "complete" if comm.rank == 0 else None):
         if comm.rank == 0:
             print(f"{out}: the run is already complete")
         return 0
-    generator, plan, previous, timings = prepared if comm.rank == 0 else (None, None, None, {})
+    generator, built = parallel.agree_or_exit(comm, lambda: build(config, comm=comm))
+    prepared = parallel.agree_or_exit(
+        comm, lambda: _prepare(config, generator, built) if comm.rank == 0 else None)
+    plan, timings = prepared if comm.rank == 0 else (None, {})
     del prepared
     if comm.is_parallel:
         plan = Plan.share(plan, comm)
@@ -364,19 +367,23 @@ def _warm_up(comm, plan: Plan) -> float:
     return time.perf_counter() - start
 
 
-def _prepare(config: RunConfig, out: Path, force: bool, resume: bool):
-    """Rank 0: output directory, generator, plan and earlier attempts."""
+def _prepare_output(config: RunConfig, out: Path, force: bool, resume: bool):
+    """Rank 0, before anything is built: the output directory and the earlier attempts of
+    this run (:func:`jumps.checkpoint.start_or_resume`), or ``"complete"``."""
     if (Path(out) / META_FILE).exists() and resume and not force:
         return "complete"
     prepare_output(out, force, resume)
-    generator, built = build(config)
+    chunk = config.chunk_size or default_chunk_size(config.trajectories)
+    identity = {"fingerprint": checkpoint.fingerprint(config.raw), "ntraj": config.trajectories,
+                "chunk": chunk}
+    return checkpoint.start_or_resume(out, identity, resume, force)
+
+
+def _prepare(config: RunConfig, generator, built):
+    """Rank 0: the plan and the timings so far."""
     timings = {"build_seconds": built["build_seconds"], "generator_cache": built["cached"],
                "build_timings": getattr(generator, "timings", None)}
-    plan = Plan.build(config, generator)
-    identity = {"fingerprint": checkpoint.fingerprint(config.raw), "ntraj": plan.ntraj,
-                "chunk": plan.chunk}
-    previous = checkpoint.start_or_resume(out, identity, resume, force)
-    return generator, plan, previous, timings
+    return Plan.build(config, generator), timings
 
 
 def _work(comm, plan: Plan, config: RunConfig, out: Path, attempt: int, done: set[int],
