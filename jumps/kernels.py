@@ -362,16 +362,17 @@ def _transition_weight(engine, j, level, psi):
 
 
 @numba.njit(cache=True, nogil=True)
-def _channel_weight(engine, c, psi):
-    """``||sqrt(gamma_c) A_c psi||^2`` from the channel's row-sorted sparse entries."""
+def _channel_weight(ptr, rows, cols, values, c, psi):
+    """``||sqrt(gamma_c) A_c psi||^2`` from the channel's row-sorted sparse entries (plain
+    arrays: called once per channel, where passing the Engine tuple would cost ~100 ns)."""
     weight = 0.0
-    j = engine.chan_ptr[c]
-    end = engine.chan_ptr[c + 1]
+    j = ptr[c]
+    end = ptr[c + 1]
     while j < end:
-        row = engine.chan_row[j]
+        row = rows[j]
         acc = 0j
-        while j < end and engine.chan_row[j] == row:
-            acc += engine.chan_val[j] * psi[engine.chan_col[j]]
+        while j < end and rows[j] == row:
+            acc += values[j] * psi[cols[j]]
             j += 1
         weight += acc.real ** 2 + acc.imag ** 2
     return weight
@@ -380,15 +381,16 @@ def _channel_weight(engine, c, psi):
 @numba.njit(cache=True, nogil=True)
 def _jump_general(engine, psi, new, u):
     """Pick a channel with probability ``||L_c psi||^2``; write ``L_c psi`` into ``new``."""
-    n_channels = engine.chan_ptr.size - 1
+    ptr, rows, cols, values = engine.chan_ptr, engine.chan_row, engine.chan_col, engine.chan_val
+    n_channels = ptr.size - 1
     total = 0.0
     for c in range(n_channels):
-        total += _channel_weight(engine, c, psi)
+        total += _channel_weight(ptr, rows, cols, values, c, psi)
     x = u * total
     chosen = n_channels - 1
     acc = 0.0
     for c in range(n_channels):
-        weight = _channel_weight(engine, c, psi)
+        weight = _channel_weight(ptr, rows, cols, values, c, psi)
         if weight == 0.0:
             continue
         acc += weight
@@ -396,8 +398,8 @@ def _jump_general(engine, psi, new, u):
         if acc > x:
             break
     new[:] = 0.0
-    for j in range(engine.chan_ptr[chosen], engine.chan_ptr[chosen + 1]):
-        new[engine.chan_row[j]] += engine.chan_val[j] * psi[engine.chan_col[j]]
+    for j in range(ptr[chosen], ptr[chosen + 1]):
+        new[rows[j]] += values[j] * psi[cols[j]]
     return chosen
 
 
