@@ -54,8 +54,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--hz", type=float, default=0.5, help="longitudinal field")
     parser.add_argument("--eigenstate", type=int, default=-1,
                         help="initial eigenstate index (ascending energies; -1 = highest)")
-    parser.add_argument("--trajectories", type=int, default=2000, help="per timed repetition")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--trajectories", type=int, default=20000, help="per timed repetition")
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--t-final", type=float, default=50.0)
     parser.add_argument("--times", type=int, default=101, help="number of output times")
     parser.add_argument("--seed", type=int, default=1)
@@ -69,10 +69,14 @@ def parse_args() -> argparse.Namespace:
 
 
 def kernel_rates(engine, initial, template, key, count: int, repeats: int) -> list[dict]:
-    """Time ``repeats`` calls of ``run_chunk`` on ``count`` fresh trajectories each."""
+    """Time ``repeats`` calls of ``run_chunk`` on ``count`` fresh trajectories each.
+
+    The integer counters persist across calls, as in the driver (``ChunkRunner``): a fresh
+    84 MB transition-count array per call would time the kernel's first touch of its pages."""
     rows = []
+    counters = {name: np.zeros_like(getattr(template, name)) for name in unravel.INT_FIELDS}
     for repeat in range(repeats):
-        tally = unravel.fresh_tally(template, count)
+        tally = unravel.fresh_tally(template, count, counters)
         first = (repeat + 1) * count  # disjoint from the warm-up trajectory 0
         t = timed(kernels.run_chunk, engine, initial, tally, key, first, count)
         jumps = int(t.value)

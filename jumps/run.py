@@ -122,8 +122,10 @@ def run_exact(config: RunConfig, out: Path, force: bool = False) -> dict[str, np
 
 
 def default_chunk_size(trajectories: int) -> int:
-    """About 200 chunks (load balance, progress, checkpoints), at most 1000 trajectories each."""
-    return int(min(1000, max(1, -(-trajectories // 200))))
+    """About 200 chunks (load balance, progress, checkpoints) of at most 1000 trajectories,
+    but at least 250 trajectories (or an eighth of the run) per chunk: a chunk costs ~0.2 ms
+    of Python and dispatch, as much as 100 fast pure-mode trajectories."""
+    return int(min(1000, max(-(-trajectories // 200), min(250, -(-trajectories // 8)), 1)))
 
 
 _ARRAY_GROUPS = ("engine", "initial")
