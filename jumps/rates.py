@@ -323,7 +323,7 @@ def _gather_rows(comm, blocks, out, parent) -> np.ndarray:
     connectivity into its union-find forest (returned; meaningful on rank 0)."""
     rank, size = comm.rank, comm.size
     rows = out["level_rate"].size               # d on rank 0, its own rows elsewhere
-    tables = {name: out[name].reshape(rows, -1) for name in
+    tables = {name: out[name].reshape(rows, -1) if rows else out[name] for name in
               ("threshold", "alias", "bath_split", "level_rate", "lamb_shift")}
     for owner in range(1, size):
         packed = 0

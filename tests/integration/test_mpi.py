@@ -102,8 +102,8 @@ def _run(args: list[str], ranks: int | None, timeout: float = 120) -> subprocess
 
 
 # The rates generator is built by all ranks together, in blocks of source states dealt out
-# round-robin: 48 of the 256 (6 blocks, the last short) so that every rank gets several.
-ENV["JUMPS_BUILD_BLOCK"] = "48"
+# round-robin: 128 of the 256, so that 2 ranks get one each and of 3 ranks one gets none.
+ENV["JUMPS_BUILD_BLOCK"] = "128"
 
 
 def _assert_same(reference: Path, other: Path) -> None:
