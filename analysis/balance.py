@@ -276,17 +276,24 @@ def flux_balance(result: Result) -> dict:
                            "jump counts are not stored, so no stationary window exists")}
 
 
+MIN_EXPECTED = 5.0  # trajectories expected in a level at one time, for the Boltzmann test
+
+
 def boltzmann_test(result: Result, beta: float | None, window_start: float | None,
                    window_reason: str) -> dict:
     """Time-averaged level populations over ``[window_start, t_final]`` against Gibbs.
 
-    ``z_k = (mean_t P_k(t) - P_k^Gibbs) / s_k`` with ``s_k`` the time average of the level's
-    standard error: the error of a time average is at most that (equal if the times were fully
-    correlated; per-trajectory time averages are not stored), so the test is conservative.
-    The p-value is Bonferroni's for the largest ``|z|`` over the levels.
+    ``z_k = (mean_t P_k(t) - g_k) / s_k`` with ``s_k = sqrt(g_k (1 - g_k) / N)``, the binomial
+    error of one time's population of ``N`` trajectories if the Gibbs populations ``g_k`` hold
+    (the hypothesis tested): the error of a time average is at most that (equal if the times
+    were fully correlated; per-trajectory time averages are not stored), so the test is
+    conservative. The error is the hypothesis', not the sample's: a level that no trajectory
+    visited at most times has a sample error near zero, which would make any single visit look
+    significant. Levels with ``N g_k < MIN_EXPECTED`` are too rare for a Gaussian z and are not
+    tested (counted in ``untested``). The p-value is Bonferroni's for the largest ``|z|``.
     """
     out = {"beta": beta, "window": None, "levels": [], "max_abs_z": None, "p_value": None,
-           "reason": window_reason}
+           "reason": window_reason, "untested": 0}
     if beta is None or window_start is None or not result.has("populations_stderr"):
         if beta is None:
             out["reason"] = "no temperature to compare with (use --beta)"
@@ -301,10 +308,13 @@ def boltzmann_test(result: Result, beta: float | None, window_start: float | Non
                        else (energies == energies.min()).astype(float))
     gibbs = weights / weights.sum()
     mean = result.level_populations()[inside].mean(axis=0)
-    stderr = result.level_populations_stderr()[inside].mean(axis=0)
+    n = result.ntraj
+    stderr = np.sqrt(gibbs * (1.0 - gibbs) / n)
     levels, z_values = [], []
     for k in range(result.n_levels):
-        z = (mean[k] - gibbs[k]) / stderr[k] if stderr[k] > 0 else None
+        testable = n * gibbs[k] >= MIN_EXPECTED and stderr[k] > 0
+        z = (mean[k] - gibbs[k]) / stderr[k] if testable else None
+        out["untested"] += 0 if testable else 1
         levels.append({"level": k, "energy": float(energies[k]), "degeneracy": int(sizes[k]),
                        "population": float(mean[k]), "stderr_bound": float(stderr[k]),
                        "gibbs": float(gibbs[k]), "z": z})
