@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 from .api import (
            TrajectoryResult,
            davies_generator,
+           rates_generator,
            solve_exact,
            unravel_generator,
 )
@@ -21,4 +22,5 @@ from .baths import drude_lorentz, from_callable, from_rates, ohmic, tabulated
 from .errors import ConfigError
 
 __all__ = ["ConfigError", "TrajectoryResult", "davies_generator", "drude_lorentz",
-           "from_callable", "from_rates", "ohmic", "solve_exact", "tabulated", "unravel_generator"]
+           "from_callable", "from_rates", "ohmic", "rates_generator", "solve_exact", "tabulated",
+           "unravel_generator"]
