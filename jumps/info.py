@@ -59,20 +59,29 @@ def _rates_info(config: RunConfig, g: RateGenerator, built: dict) -> str:
               f"bath split in {8 if g.split_scale < 256 else 16} bits"),
               "", "diagnostics"]
     largest = float(g.level_rate.max())
-    margin = g.min_level_spacing / largest if largest > 0 else np.inf
-    lines.append(f"  smallest level spacing                 {g.min_level_spacing:.6g}")
-    lines.append(f"  largest total rate out of a level      {largest:.6g}")
-    verdict = "ok" if margin > 10 else "WARNING: secular approximation questionable (want >> 1)"
-    lines.append(f"  level spacing / rate                   {margin:.6g}   {verdict}")
-    if g.components is None:
-        lines.append("  steady state                           not decided (directed jump graph)")
-    elif g.components == 1:
-        lines.append("  steady state                           unique" +
-                     (" (the Gibbs state)" if gibbs is not None else ""))
-    else:
-        lines.append(f"  steady state                           NOT unique: {g.components} "
-                     "classes of eigenstates not connected by any rate")
+    lines += _diagnostics(("smallest level spacing", g.min_level_spacing),
+                          ("largest total rate out of a level", largest),
+                          "level spacing / rate", g.components, gibbs is not None,
+                          "not decided (directed jump graph)",
+                          "classes of eigenstates not connected by any rate")
     return "\n".join(lines)
+
+
+def _diagnostics(spacing: tuple[str, float], rate: tuple[str, float], margin_label: str,
+                 steady_states: int | None, thermal: bool, undecided: str, why_many: str) -> list[str]:
+    """The diagnostics lines: secular margin (spacing / rate) and the steady states."""
+    margin = spacing[1] / rate[1] if rate[1] > 0 else np.inf
+    verdict = "ok" if margin > 10 else "WARNING: secular approximation questionable (want >> 1)"
+    lines = [f"  {spacing[0]:<38} {spacing[1]:.6g}", f"  {rate[0]:<38} {rate[1]:.6g}",
+             f"  {margin_label:<38} {margin:.6g}   {verdict}"]
+    label = f"  {'steady state':<38} "
+    if steady_states is None:
+        lines.append(label + undecided)
+    elif steady_states == 1:
+        lines.append(label + "unique" + (" (the Gibbs state)" if thermal else ""))
+    else:
+        lines.append(label + f"NOT unique: {steady_states} independent steady states ({why_many})")
+    return lines
 
 
 def info_text(config: RunConfig, generator, built: dict) -> str:
@@ -109,18 +118,11 @@ def info_text(config: RunConfig, generator, built: dict) -> str:
     lines += _rows(items)
     lines.append("")
     lines.append("diagnostics")
-    lines.append(f"  smallest spacing of Bohr frequencies   {diag.min_frequency_spacing:.6g}")
-    lines.append(f"  largest rate                           {diag.max_rate:.6g}")
-    verdict = "ok" if diag.secular_margin > 10 else "WARNING: secular approximation questionable (want >> 1)"
-    lines.append(f"  secular margin (spacing / rate)        {diag.secular_margin:.6g}   {verdict}")
-    if diag.steady_state_dimension is None:
-        lines.append("  steady state                           not decided (degenerate and large)")
-    elif diag.steady_state_dimension == 1:
-        lines.append("  steady state                           unique" +
-                     (" (the Gibbs state)" if beta is not None else ""))
-    else:
-        lines.append(f"  steady state                           NOT unique: {diag.steady_state_dimension} "
-                     "independent steady states (conserved quantity or dark states)")
+    lines += _diagnostics(("smallest spacing of Bohr frequencies", diag.min_frequency_spacing),
+                          ("largest rate", diag.max_rate), "secular margin (spacing / rate)",
+                          diag.steady_state_dimension, beta is not None,
+                          "not decided (degenerate and large)",
+                          "conserved quantity or dark states")
     if np.any(g.dropped_weight > 0):
         lines.append(f"  dropped matrix-element weight          {g.dropped_weight.max():.3e} "
                      f"(elements < {g.drop_tol:g} x max)")
