@@ -42,6 +42,17 @@ def _header(config: RunConfig, g, built: dict) -> list[str]:
     return lines
 
 
+def _split_text(g: RateGenerator) -> str:
+    if g.n_baths == 1:
+        return "(none: one bath)"
+    if g.set_size == 1:
+        return "in 16 bits"
+    if g.set_size >= g.n_baths:
+        return "in 8 bits"
+    return (f"in {g.n_sets} sets of {g.set_size} baths (16 bits per set, 8 bits per bath "
+            "in a set)")
+
+
 def _rates_info(config: RunConfig, g: RateGenerator, built: dict) -> str:
     lines = _header(config, g, built)
     lines += ["", "spectrum (eigenstates)",
@@ -56,7 +67,7 @@ def _rates_info(config: RunConfig, g: RateGenerator, built: dict) -> str:
         items.append(row)
     lines += _rows(items)
     lines += ["", (f"transitions      {g.n_baths} x {g.dimension}^2 (bath, from, to), as alias tables; "
-              f"bath split in {8 if g.split_scale < 256 else 16} bits"),
+              f"bath split {_split_text(g)}"),
               "", "diagnostics"]
     largest = float(g.level_rate.max())
     lines += _diagnostics(("smallest level spacing", g.min_level_spacing),

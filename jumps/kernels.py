@@ -803,6 +803,22 @@ def chebyshev_many(low, high, coefficients, x, out):
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
+def apply_rows(ptr, col, val, vectors, lo, out, conjugate):
+    """Rows ``out[r] = A |v_{lo+r}>`` (conjugated if ``conjugate``) for the CSR matrix
+    ``(ptr, col, val)`` and the eigenvector rows ``vectors[lo + r]``: the sparse product of the
+    rates build without the transposed copies scipy would make (each row reads one
+    eigenvector, which stays in cache)."""
+    rows, d = out.shape
+    for r in numba.prange(rows):
+        v = vectors[lo + r]
+        for i in range(d):
+            acc = 0.0 * v[0]
+            for p in range(ptr[i], ptr[i + 1]):
+                acc += val[p] * v[col[p]]
+            out[r, i] = np.conj(acc) if conjugate else acc
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
 def rate_weights(elements, rate, shift, weights, lamb):
     """One bath on a block of sources: ``weights = rate |elements|^2`` and the Lamb-shift sum
     ``lamb[r] += sum_n shift[r, n] |elements[r, n]|^2`` (``shift`` of shape (0, 0): none)."""
@@ -820,10 +836,13 @@ def rate_weights(elements, rate, shift, weights, lamb):
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def rate_split(weights, scale, total, level_rate, split):
-    """Total rate per pair, per source, and the bath split: for pair ``(r, n)``,
-    ``split[r, n, a] = round(scale * sum_{b<=a} weights[b, r, n] / total[r, n])``."""
+def rate_split(weights, set_size, coarse_scale, fine_scale, total, level_rate, coarse, fine):
+    """Total rate per pair, per source, and the two-level bath split (:mod:`jumps.rates`):
+    for pair ``(r, n)``, ``coarse[r, n, g]`` is the rounded ``coarse_scale`` times the fraction
+    of ``total[r, n]`` in bath sets ``0..g``, and ``fine[r, n, g*(set_size-1) + j]`` the
+    rounded ``fine_scale`` times the fraction of set ``g``'s rate in its baths ``0..j``."""
     n_baths, rows, n = weights.shape
+    sets = (n_baths + set_size - 1) // set_size
     for r in numba.prange(rows):
         level = 0.0
         for c in range(n):
@@ -832,12 +851,23 @@ def rate_split(weights, scale, total, level_rate, split):
                 acc += weights[a, r, c]
             total[r, c] = acc
             level += acc
-            if n_baths > 1:
-                running = 0.0
-                for a in range(n_baths - 1):
-                    running += weights[a, r, c]
+            running = 0.0
+            for g in range(sets):
+                lo = g * set_size
+                hi = min(n_baths, lo + set_size)
+                in_set = 0.0
+                for a in range(lo, hi):
+                    in_set += weights[a, r, c]
+                partial = 0.0
+                for j in range(hi - lo - 1):
+                    partial += weights[lo + j, r, c]
+                    fraction = partial / in_set if in_set > 0.0 else 0.0
+                    fine[r, c, g * (set_size - 1) + j] = np.rint(
+                        min(max(fraction, 0.0), 1.0) * fine_scale)
+                if g < sets - 1:
+                    running += in_set
                     fraction = running / acc if acc > 0.0 else 0.0
-                    split[r, c, a] = np.rint(min(max(fraction, 0.0), 1.0) * scale)
+                    coarse[r, c, g] = np.rint(min(max(fraction, 0.0), 1.0) * coarse_scale)
         level_rate[r] = level
 
 

@@ -6,9 +6,11 @@ jump of a trajectory in eigenstate ``m``:
 1. waiting time: exponential with the total rate ``level_rate[m]``; the output times it spans
    count ``m`` (as :func:`jumps.kernels._pure_segment`);
 2. target ``n``: Walker's alias method on row ``m`` (one slot and its alias: O(1));
-3. bath ``a``: from the rounded cumulative bath fractions of the pair; when the uniform is
-   within ``MARGIN`` quanta of a rounded boundary, the exact decision from the matrix elements
-   ``<n|A_a|m>`` recomputed from the eigenvectors (:func:`_exact_bath`);
+3. bath ``a``: the bath set from the pair's rounded cumulative set fractions (16 bits), then
+   the bath in the set from its rounded cumulative fractions (8 bits), each with its own
+   uniform; when a uniform is within ``MARGIN`` quanta of a rounded boundary, the exact
+   decision from the matrix elements ``<n|A_a|m>`` recomputed from the eigenvectors (all baths
+   for the set, the set's baths for the bath in it: :func:`_choose_bath`);
 4. record: the key ``(a d + m) d + n`` into the chunk's buffer of transitions (counted by the
    Python layer), heat ``E_m - E_n`` to bath ``a``.
 
@@ -40,11 +42,12 @@ RateEngine = namedtuple("RateEngine", [
     "level_rate",       # (d,) float: total rate out of each eigenstate
     "threshold",        # (d*d,) float: alias thresholds, row m = source m
     "alias",            # (d*d,) int32: alias targets
-    "bath_split",       # (d*d*(n_baths-1),) uint8/uint16: rounded cumulative bath fractions
-    "split_scale",      # (1,) float: 255 or 65535
+    "coarse_split",     # (d*d*(n_sets-1),) uint16: rounded cumulative fractions of bath sets
+    "fine_split",       # (d*d*(n_baths-n_sets),) uint8: the same for the baths within a set
+    "set_size",         # (1,) int64: baths per set
     "vectors",          # (d, d) float or complex: row m = eigenvector m (user's basis)
     "coupling_ptr",     # (n_baths, d+1) int64: CSR rows of each coupling, into col/val
-    "coupling_col",     # (nnz,) int64
+    "coupling_col",     # (nnz,) int32
     "coupling_val",     # (nnz,) float or complex
     "rate_group",       # (n_baths,) int64: bath -> group (tables only with several groups)
     "rate_thermal",     # (G,) bool
@@ -72,6 +75,8 @@ RateTally = namedtuple("RateTally", [
 # Rounded boundaries are within 0.5 quanta of the exact ones (plus rounding of the sums);
 # a uniform at least MARGIN quanta away from both boundaries of its bath decides exactly.
 MARGIN = 0.5 + 1e-6
+COARSE_SCALE = 65535.0  # as jumps.rates
+FINE_SCALE = 255.0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -89,36 +94,83 @@ def _group_rate(engine, group, w):
 
 
 @numba.njit(cache=True, nogil=True)
-def _exact_bath(engine, m, n, fraction, weights):
-    """The bath of the jump ``m -> n`` for the uniform ``fraction``, from the exact weights
-    ``gamma_a(E_m - E_n) |<n|A_a|m>|^2`` (``O(sum_a nnz(A_a))``; ``weights`` is scratch)."""
-    n_baths = engine.coupling_ptr.shape[0]
+def _exact_weights(engine, m, n, lo, hi, weights):
+    """``weights[a] = gamma_a(E_m - E_n) |<n|A_a|m>|^2`` for baths ``lo <= a < hi`` (without
+    the common ``gamma`` when all baths share one rate group), from the eigenvectors:
+    ``O(sum_a nnz(A_a))`` over those baths."""
     d = engine.energies.size
+    ptr, col, val = engine.coupling_ptr, engine.coupling_col, engine.coupling_val
+    source, target = engine.vectors[m], engine.vectors[n]
     w = engine.energies[m] - engine.energies[n]
     several_groups = engine.rate_ptr.size > 2
-    total = 0.0
-    for a in range(n_baths):
-        element = 0.0 * engine.vectors[0, 0]
+    for a in range(lo, hi):
+        element = 0.0 * source[0]
         for i in range(d):
-            acc = 0.0 * engine.vectors[0, 0]
-            for p in range(engine.coupling_ptr[a, i], engine.coupling_ptr[a, i + 1]):
-                acc += engine.coupling_val[p] * engine.vectors[m, engine.coupling_col[p]]
-            element += np.conj(engine.vectors[n, i]) * acc
+            acc = 0.0 * source[0]
+            for p in range(ptr[a, i], ptr[a, i + 1]):
+                acc += val[p] * source[col[p]]
+            element += np.conj(target[i]) * acc
         weight = element.real ** 2 + element.imag ** 2
         if several_groups:
             weight *= _group_rate(engine, engine.rate_group[a], w)
         weights[a] = weight
-        total += weight
+
+
+@numba.njit(cache=True, nogil=True)
+def _pick(weights, lo, hi, step, fraction):
+    """The group ``k`` of ``weights[lo + k*step : lo + (k+1)*step]`` (clipped to ``hi``) whose
+    cumulative interval holds ``fraction`` of the total over ``lo:hi``; never an empty one."""
+    total = 0.0
+    for a in range(lo, hi):
+        total += weights[a]
     y = fraction * total
     acc = 0.0
-    last = n_baths - 1
-    for a in range(n_baths):
-        if weights[a] > 0.0:
-            last = a
-            acc += weights[a]
+    groups = (hi - lo + step - 1) // step
+    last = groups - 1
+    for k in range(groups):
+        mass = 0.0
+        for a in range(lo + k * step, min(hi, lo + (k + 1) * step)):
+            mass += weights[a]
+        if mass > 0.0:
+            last = k
+            acc += mass
             if acc > y:
-                return a
+                return k
     return last
+
+
+@numba.njit(cache=True, nogil=True)
+def _choose_bath(engine, m, n, pair, state, weights, exact_decisions):
+    """The bath of the jump ``m -> n`` (``pair = m d + n``): its set from the 16-bit split,
+    the bath in the set from the 8-bit one (a uniform each, drawn only when there is a choice),
+    exactly (:func:`_exact_weights`) when a uniform lies within ``MARGIN`` of a boundary."""
+    n_baths = weights.size
+    size = engine.set_size[0]
+    sets = (n_baths + size - 1) // size
+    n_coarse, n_fine = sets - 1, n_baths - sets
+    g = 0
+    known = False  # all exact weights computed
+    if n_coarse > 0:
+        u = uniform(state)
+        g = _rounded_bath(engine.coarse_split, pair * n_coarse, n_coarse, u * COARSE_SCALE)
+        if g < 0:
+            exact_decisions[0] += 1
+            _exact_weights(engine, m, n, 0, n_baths, weights)
+            g = _pick(weights, 0, n_baths, size, u)
+            known = True
+    lo = g * size
+    hi = min(n_baths, lo + size)
+    if hi - lo == 1:
+        return lo
+    u = uniform(state)
+    if not known:
+        j = _rounded_bath(engine.fine_split, pair * n_fine + g * (size - 1), hi - lo - 1,
+                          u * FINE_SCALE)
+        if j >= 0:
+            return lo + j
+        exact_decisions[0] += 1
+        _exact_weights(engine, m, n, lo, hi, weights)
+    return lo + _pick(weights, lo, hi, 1, u)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -142,13 +194,16 @@ def run_rate_chunk(engine, initial, tally, key, first, count, lanes=LANES):
     trajectory ``first + i``. Every trajectory starts in an eigenstate (``initial``: a given
     one, or Gibbs-sampled)."""
     d = engine.energies.size
-    n_baths = engine.coupling_ptr.shape[0]
-    k_split = n_baths - 1
+    n_baths = engine.rate_group.size
     times, level_counts = tally.times, tally.level_counts
     occupation_time, level_rate = tally.occupation_time, engine.level_rate
-    threshold, alias, bath_split = engine.threshold, engine.alias, engine.bath_split
+    threshold, alias = engine.threshold, engine.alias
+    coarse_split, fine_split = engine.coarse_split, engine.fine_split
+    size = engine.set_size[0]
+    n_coarse = (n_baths + size - 1) // size - 1
+    n_fine = n_baths - 1 - n_coarse
     energies, heat, n_jumps, taken = engine.energies, tally.heat, tally.n_jumps, tally.taken
-    exact_decisions, scale = tally.exact_decisions, engine.split_scale[0]
+    exact_decisions = tally.exact_decisions
     t_final = times[-1]
     weights = np.zeros(n_baths)
     n_lanes = max(1, min(lanes, count))
@@ -190,20 +245,19 @@ def run_rate_chunk(engine, initial, tally, key, first, count, lanes=LANES):
                 if draw[lane] >= threshold[index]:
                     target = alias[index]
                 pick[lane] = level[lane] * d + target
-                if k_split > 0:
-                    prefetch(bath_split, pick[lane] * k_split)
+                if n_coarse > 0:
+                    prefetch(coarse_split, pick[lane] * n_coarse)
+                if n_fine > 0:
+                    prefetch(fine_split, pick[lane] * n_fine)
         # Stage 3: the bath, and the jump's record.
         for lane in range(n_lanes):
             if row[lane] >= 0:
                 m = level[lane]
                 n = pick[lane] - m * d
                 a = 0
-                if k_split > 0:
-                    u = uniform(rng[lane])
-                    a = _rounded_bath(bath_split, pick[lane] * k_split, k_split, u * scale)
-                    if a < 0:
-                        exact_decisions[0] += 1
-                        a = _exact_bath(engine, m, n, u, weights)
+                if n_baths > 1:
+                    a = _choose_bath(engine, m, n, pick[lane], rng[lane], weights,
+                                     exact_decisions)
                 jump = tally.n_taken[0]
                 if jump < taken.size:
                     taken[jump] = (a * d + m) * d + n

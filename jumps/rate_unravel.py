@@ -24,7 +24,7 @@ def pack_rate_engine(g: RateGenerator) -> rate_kernels.RateEngine:
     cols, vals, offset = [], [], 0
     for a, A in enumerate(g.couplings):
         ptr[a] = A.indptr + offset
-        cols.append(A.indices.astype(np.int64))
+        cols.append(A.indices.astype(np.int32))
         vals.append(A.data)
         offset += A.nnz
     values = np.concatenate(vals)
@@ -35,7 +35,8 @@ def pack_rate_engine(g: RateGenerator) -> rate_kernels.RateEngine:
     t = g.rate_tables
     return rate_kernels.RateEngine(
         energies=g.energies, level_rate=g.level_rate, threshold=g.threshold, alias=g.alias,
-        bath_split=g.bath_split, split_scale=np.array([g.split_scale]), vectors=g.vectors,
+        coarse_split=g.coarse_split, fine_split=g.fine_split,
+        set_size=np.array([g.set_size], dtype=np.int64), vectors=g.vectors,
         coupling_ptr=ptr, coupling_col=np.concatenate(cols), coupling_val=values,
         rate_group=t.group, rate_thermal=t.thermal, rate_beta=t.beta, rate_ptr=t.ptr,
         rate_low=t.low, rate_high=t.high, rate_coefficients=t.coefficients)
@@ -75,7 +76,7 @@ class RateChunkRunner:
     def __init__(self, engine: rate_kernels.RateEngine, initial: Initial, times: np.ndarray,
                  key: np.ndarray, ntraj: int):
         self.engine, self.initial, self.times, self.key = engine, initial, times, key
-        d, n_baths = engine.energies.size, engine.coupling_ptr.shape[0]
+        d, n_baths = engine.energies.size, engine.rate_group.size
         self.d, self.n_baths = d, n_baths
         self.level_counts = np.zeros((d, times.size), dtype=np.int64)
         self.occupation_time = np.zeros(d)

@@ -16,17 +16,24 @@ needs for ``d`` up to 2^14 without ever storing a per-channel list (``n_baths * 
   ``d^3`` product per operator, the BLAS floor;
 - per source ``m``: a Walker alias table over the targets ``n`` of the total rate
   ``sum_a R_a(m -> n)`` (O(1) draw of the target), and, when there are several baths, the
-  cumulative fractions ``R_a / sum_a R_a`` rounded to 8 or 16 bits (``bath_split``). The
-  kernel picks the bath from those; only when its uniform falls within half a quantum of a
-  rounded boundary (probability ~ n_baths / 2^bits) does it recompute the exact matrix
-  elements (O(n_baths nnz(A)) from the eigenvectors) and decide exactly. So the bath choice is
-  exact, and O(1) but for those rare cases;
+  bath split of each pair in two levels. The baths form *sets* of ``set_size`` consecutive
+  baths; ``coarse_split`` holds the cumulative fractions of the pair's rate in the sets,
+  rounded to 16 bits, and ``fine_split`` the cumulative fractions of each bath within its set,
+  rounded to 8 bits. The kernel draws the set, then (with a second uniform) the bath in it.
+  Only when a uniform falls within half a quantum of a rounded boundary does it recompute
+  exact matrix elements from the eigenvectors: all of them for the set (probability
+  ~ n_sets / 65535, cost O(n_baths nnz(A))), those of the set's baths for the bath in it
+  (probability ~ set_size / 255, cost O(set_size nnz(A))). So the bath choice is exact, and
+  O(1) but for those rare cases. ``set_size = 1`` is a flat 16-bit split (2 (n_baths - 1)
+  bytes per pair), ``set_size = n_baths`` a flat 8-bit one (n_baths - 1 bytes); the build
+  takes the smallest set size whose tables fit the memory (:func:`choose_set_size`);
 - the Lamb shift ``S_a(E_m - E_n)`` from a piecewise-Chebyshev table of the smooth ``S(w)``
   (error below 1e-10 of ``max|S|``): ``H_LS`` is diagonal here, so it changes no population
   and no jump statistics; it is reported.
 
 Memory at d = 16384 with 14 baths: eigenvectors 2 GiB, thresholds 2 GiB, aliases 1 GiB, the
-8-bit bath split 3.5 GiB (see :func:`memory_estimate`).
+bath split 3.25 GiB (8 bits) to 6.5 GiB (16 bits), 4.25 GiB with sets of 3 (see
+:func:`memory_estimate`).
 """
 
 from __future__ import annotations
@@ -75,11 +82,14 @@ class RateGenerator:
     threshold : (d*d,) float, alias : (d*d,) int32
         Row ``m`` (entries ``m*d .. m*d+d-1``): Walker alias table over targets ``n`` of
         ``sum_a R_a(m -> n)``; ``alias`` holds target indices.
-    bath_split : (d*d*(n_baths-1),) uint8 or uint16
-        For pair ``(m, n)`` (entries ``(m*d+n)*(n_baths-1) + a``): the cumulative fraction of
-        the pair's rate in baths ``0..a``, times ``split_scale``, rounded.
-    split_scale : float
-        255 or 65535.
+    coarse_split : (d*d*(n_sets-1),) uint16
+        For pair ``(m, n)`` (entries ``(m*d+n)*(n_sets-1) + g``): the cumulative fraction of
+        the pair's rate in bath sets ``0..g``, times 65535, rounded.
+    fine_split : (d*d*(n_baths-n_sets),) uint8
+        For pair ``(m, n)`` (entries ``(m*d+n)*(n_baths-n_sets) + g*(set_size-1) + j``): the
+        fraction of the rate of set ``g`` in its baths ``0..j``, times 255, rounded.
+    set_size : int
+        Baths per set (the last set may be smaller); ``n_sets = ceil(n_baths / set_size)``.
     lamb_shift : (d,) float
         Diagonal of ``H_LS`` in the eigenbasis (0 when switched off).
     couplings : tuple of CSR matrices
@@ -101,8 +111,9 @@ class RateGenerator:
     level_rate: np.ndarray
     threshold: np.ndarray
     alias: np.ndarray
-    bath_split: np.ndarray
-    split_scale: float
+    coarse_split: np.ndarray
+    fine_split: np.ndarray
+    set_size: int
     lamb_shift: np.ndarray
     couplings: tuple
     rate_tables: RateTables
@@ -119,6 +130,10 @@ class RateGenerator:
     @property
     def n_baths(self) -> int:
         return len(self.baths)
+
+    @property
+    def n_sets(self) -> int:
+        return n_sets(self.n_baths, self.set_size)
 
     def common_beta(self) -> float | None:
         return common_beta(self.baths)
@@ -164,21 +179,42 @@ class RateGenerator:
 # -- sizes ------------------------------------------------------------------------------------
 
 
-def split_bytes(n_baths: int, d: int, budget: float | None = None) -> int:
-    """Bytes per bath boundary of the bath split: 2 (16 bits) when the whole split fits
-    ``budget`` bytes (default: a quarter of the machine's memory), else 1."""
-    budget = available_memory() / 4 if budget is None else budget
-    return 2 if (n_baths - 1) * d * d * 2 <= budget else 1
+COARSE_SCALE = 65535.0  # 16-bit cumulative fractions of the bath sets
+FINE_SCALE = 255.0      # 8-bit cumulative fractions of the baths within a set
+
+
+def n_sets(n_baths: int, set_size: int) -> int:
+    return -(-n_baths // set_size)
+
+
+def split_bytes(n_baths: int, d: int, set_size: int) -> int:
+    """Bytes of the two-level bath split: 2 per set boundary, 1 per bath boundary in a set."""
+    sets = n_sets(n_baths, set_size)
+    return d * d * (2 * (sets - 1) + (n_baths - sets))
+
+
+def choose_set_size(n_baths: int, d: int, complex_vectors: bool = False, n_groups: int = 1,
+                    memory: float | None = None) -> int:
+    """The smallest set size (the fewest exact bath decisions, the cheapest ones) whose split
+    fits a quarter of ``memory`` (default: the memory available now) and whose build peak
+    (:func:`memory_estimate`) fits half of it; ``n_baths`` (flat 8 bits) when none does."""
+    memory = available_memory() if memory is None else memory
+    for size in range(1, max(n_baths, 1) + 1):
+        peak = memory_estimate(d, n_baths, complex_vectors, size, n_groups)["peak"]
+        if split_bytes(n_baths, d, size) <= memory / 4 and peak <= memory / 2:
+            return size
+    return max(n_baths, 1)
 
 
 def memory_estimate(d: int, n_baths: int, complex_vectors: bool = False,
-                    split: int | None = None, n_groups: int = 1) -> dict[str, float]:
+                    set_size: int | None = None, n_groups: int = 1) -> dict[str, float]:
     """Bytes the rates generator needs: what it keeps, and the peak while building (``n_groups``
     bath groups each hold a block of rates and of Lamb shifts)."""
-    split = split_bytes(n_baths, d) if split is None else split
+    if set_size is None:
+        set_size = choose_set_size(n_baths, d, complex_vectors, n_groups)
     vector = d * d * (16 if complex_vectors else 8)
     kept = {"eigenvectors": vector, "thresholds": 8 * d * d, "aliases": 4 * d * d,
-            "bath split": split * (n_baths - 1) * d * d}
+            "bath split": split_bytes(n_baths, d, set_size)}
     block = _block_size(d, n_baths)
     temporaries = n_baths * block * d * 8 + 6 * d * block * 16 + 2 * n_groups * block * d * 8
     total = sum(kept.values())
@@ -211,7 +247,7 @@ def _block_size(d: int, n_baths: int) -> int:
 
 def build_rate_generator(hamiltonian, couplings: list, baths: list[Bath],
                          degeneracy_tol: float | None = None, lamb_shift: bool = True,
-                         split: int | None = None, comm=None) -> RateGenerator | None:
+                         set_size: int | None = None, comm=None) -> RateGenerator | None:
     """Build the rates generator of ``H`` coupled through ``couplings[a]`` to ``baths[a]``.
 
     Parameters
@@ -226,8 +262,9 @@ def build_rate_generator(hamiltonian, couplings: list, baths: list[Bath],
         Default ``1e-9 (1 + max|E|)``.
     lamb_shift : bool
         Compute the (diagonal) Lamb shift.
-    split : int, optional
-        Bytes per bath boundary (1 or 2); default by memory (:func:`split_bytes`).
+    set_size : int, optional
+        Baths per set of the bath split (1: flat 16 bits, ``len(baths)``: flat 8 bits);
+        default by memory (:func:`choose_set_size`).
     comm : jumps.parallel.Comm, optional
         With several ranks (call on all of them): rank 0 diagonalises H, the eigenvectors go
         to every rank (one shared copy per node), the blocks of source states are dealt out
@@ -263,10 +300,14 @@ def build_rate_generator(hamiltonian, couplings: list, baths: list[Bath],
         bad = next(a for a, A in enumerate(operators) if A.nnz == 0)
         raise ConfigError(f"baths[{bad}].coupling", "the coupling operator is zero")
     n_baths = len(baths)
-    split = split_bytes(n_baths, d) if split is None else split
-    if split not in (1, 2):
-        raise ValueError(f"split must be 1 or 2 bytes, got {split!r}")
     groups = _groups(baths)
+    if set_size is None:
+        set_size = choose_set_size(n_baths, d, np.iscomplexobj(vectors), int(groups.max()) + 1)
+        if parallel:  # the memory each rank sees differs: rank 0's choice holds for all
+            set_size = comm.bcast(set_size)
+    set_size = int(set_size)
+    if not 1 <= set_size <= n_baths:
+        raise ValueError(f"set_size must be in 1..{n_baths}, got {set_size!r}")
     # Tables span the Bohr frequencies [-width, width] (at least [-1, 1]: d = 1 has only w = 0).
     width = max(float(energies[-1] - energies[0]), 1.0)
     shift_tables = _lamb_shift_tables(baths, groups, width) if lamb_shift else None
@@ -275,7 +316,7 @@ def build_rate_generator(hamiltonian, couplings: list, baths: list[Bath],
     mine = blocks[rank::size]
     # Rank 0 holds all rows; another rank only its own, packed one block after the other.
     rows = d if rank == 0 else sum(hi - lo for lo, hi in mine)
-    out = _allocate(rows, d, n_baths, split)
+    out = _allocate(rows, d, n_baths, set_size)
     parent = np.arange(d)
     row = 0
     failure = None
@@ -283,7 +324,7 @@ def build_rate_generator(hamiltonian, couplings: list, baths: list[Bath],
         for lo, hi in mine:
             first = lo if rank == 0 else row
             timings["products"] += _block(energies, vectors, operators, baths, groups,
-                                          shift_tables, lo, hi, out, first, split, parent)
+                                          shift_tables, lo, hi, out, first, set_size, parent)
             row += hi - lo
     except ConfigError as error:  # bad rates in this rank's blocks: every rank must know
         failure = (error.field, error.reason)
@@ -301,8 +342,8 @@ def build_rate_generator(hamiltonian, couplings: list, baths: list[Bath],
     components = int(np.unique(_find_all(parent)).size) if thermal else None
     return RateGenerator(
         energies=energies, vectors=vectors, level_rate=out["level_rate"],
-        threshold=out["threshold"], alias=out["alias"], bath_split=out["bath_split"],
-        split_scale=float((1 << (8 * split)) - 1), lamb_shift=out["lamb_shift"],
+        threshold=out["threshold"], alias=out["alias"], coarse_split=out["coarse_split"],
+        fine_split=out["fine_split"], set_size=set_size, lamb_shift=out["lamb_shift"],
         couplings=tuple(sp.csr_matrix(A) for A in operators),
         rate_tables=_rate_tables(baths, groups, width), baths=tuple(baths),
         degeneracy_tol=tol, min_level_spacing=spacing, components=components,
@@ -324,7 +365,7 @@ def _gather_rows(comm, blocks, out, parent) -> np.ndarray:
     rank, size = comm.rank, comm.size
     rows = out["level_rate"].size               # d on rank 0, its own rows elsewhere
     tables = {name: out[name].reshape(rows, -1) if rows else out[name] for name in
-              ("threshold", "alias", "bath_split", "level_rate", "lamb_shift")}
+              ("threshold", "alias", "coarse_split", "fine_split", "level_rate", "lamb_shift")}
     for owner in range(1, size):
         packed = 0
         for lo, hi in blocks[owner::size]:
@@ -352,11 +393,12 @@ def _dense_hamiltonian(hamiltonian, real: bool) -> np.ndarray:
     return np.ascontiguousarray(H.real if real else H.astype(complex))
 
 
-def _allocate(rows: int, d: int, n_baths: int, split: int) -> dict[str, np.ndarray]:
+def _allocate(rows: int, d: int, n_baths: int, set_size: int) -> dict[str, np.ndarray]:
     """Output arrays for ``rows`` source states (flat, row-major: row r, target n)."""
-    dtype = np.uint16 if split == 2 else np.uint8
+    sets = n_sets(n_baths, set_size)
     return {"threshold": np.empty(rows * d), "alias": np.empty(rows * d, dtype=np.int32),
-            "bath_split": np.empty(rows * d * (n_baths - 1), dtype=dtype),
+            "coarse_split": np.empty(rows * d * (sets - 1), dtype=np.uint16),
+            "fine_split": np.empty(rows * d * (n_baths - sets), dtype=np.uint8),
             "level_rate": np.zeros(rows), "lamb_shift": np.zeros(rows)}
 
 
@@ -377,8 +419,8 @@ def _lamb_shift_tables(baths, groups, width) -> dict[int, object]:
     return tables
 
 
-def _block(energies, vectors, operators, baths, groups, shift_tables, lo, hi, out, first, split,
-           parent) -> float:
+def _block(energies, vectors, operators, baths, groups, shift_tables, lo, hi, out, first,
+           set_size, parent) -> float:
     """Rates, bath split, alias tables and Lamb shift of source states ``lo:hi``, into rows
     ``first:first + hi - lo`` of ``out``.
 
@@ -411,9 +453,12 @@ def _block(energies, vectors, operators, baths, groups, shift_tables, lo, hi, ou
     if any(not np.all(np.isfinite(r)) or np.any(r < 0) for r in rates.values()):
         raise ConfigError("baths", "a bath gives negative or non-finite rates at the Bohr frequencies")
     total = np.empty((b, d))
-    split_view = out["bath_split"].reshape(-1, d, n_baths - 1)[rows]
-    kernels.rate_split(weights, float((1 << (8 * split)) - 1), total,
-                       out["level_rate"][rows], split_view)
+    sets = n_sets(n_baths, set_size)
+    height = out["level_rate"].size  # rows held (reshape cannot infer them from empty splits)
+    kernels.rate_split(weights, set_size, COARSE_SCALE, FINE_SCALE, total,
+                       out["level_rate"][rows],
+                       out["coarse_split"].reshape(height, d, sets - 1)[rows],
+                       out["fine_split"].reshape(height, d, n_baths - sets)[rows])
     kernels.alias_rows(total, out["threshold"].reshape(-1, d)[rows],
                        out["alias"].reshape(-1, d)[rows])
     _join(parent, total, lo)
@@ -422,13 +467,17 @@ def _block(energies, vectors, operators, baths, groups, shift_tables, lo, hi, ou
 
 def _matrix_elements(vectors, A, lo, hi) -> np.ndarray:
     """``|<n|A|m>|``-correct matrix elements for sources ``m`` in ``lo:hi`` (rows) and all
-    targets ``n`` (columns), C-ordered: one sparse product and one BLAS-3 product
-    ``(A V_blk)^dag V`` (complex case: the conjugates ``<m|A|n>``, which have the same
-    magnitude, so that no conjugated copy of the eigenvectors is made)."""
-    applied = np.asarray(A @ vectors[lo:hi].T)                # (d, b): A |m>
-    if np.iscomplexobj(applied):
-        applied = applied.conj()
-    return applied.T @ vectors.T                              # (b, d)
+    targets ``n`` (columns), C-ordered: the rows ``A |m>`` (:func:`jumps.kernels.apply_rows`)
+    and one BLAS-3 product ``(A V_blk)^dag V`` (complex case: the conjugates ``<m|A|n>``, which
+    have the same magnitude, so that no conjugated copy of the eigenvectors is made)."""
+    complex_ = np.iscomplexobj(vectors) or np.iscomplexobj(A.data)
+    applied = np.empty((hi - lo, vectors.shape[1]), dtype=complex if complex_ else float)
+    data = A.data.astype(applied.dtype, copy=False)
+    source = vectors if vectors.dtype == applied.dtype else vectors[lo:hi].astype(applied.dtype)
+    kernels.apply_rows(A.indptr.astype(np.int64, copy=False),
+                       A.indices.astype(np.int64, copy=False), data, source,
+                       lo if source is vectors else 0, applied, complex_)
+    return applied @ vectors.T                                # (b, d)
 
 
 def _join(parent: np.ndarray, total: np.ndarray, lo: int) -> None:

@@ -318,7 +318,7 @@ def run_trajectories(config: RunConfig, out: Path, force: bool = False, resume: 
             e = plan.engine
             generator = replace(generator, energies=e.energies, vectors=e.vectors,
                                 level_rate=e.level_rate, threshold=e.threshold, alias=e.alias,
-                                bath_split=e.bath_split)
+                                coarse_split=e.coarse_split, fine_split=e.fine_split)
     timings["compile_seconds"] = _warm_up(comm, plan)
     done = comm.bcast(previous.chunks if comm.rank == 0 else None)
     attempt = comm.bcast(previous.attempt if comm.rank == 0 else None)

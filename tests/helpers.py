@@ -273,7 +273,7 @@ def tiny_rates_arrays() -> dict[str, np.ndarray]:
     bath_list = [baths.ohmic(0.05, 5.0, 1.0)] * 2 + [baths.drude_lorentz(0.05, 2.0, 0.7)]
     g = rates.build_rate_generator(chain.sparse_hamiltonian,
                                    [chain.sparse_operator(f"sx:{j}") for j in range(3)],
-                                   bath_list, split=1)
+                                   bath_list, set_size=len(bath_list))
     tally = ru.new_rate_tally(g.dimension, np.linspace(0, 10, 6), 3, 200, 100000)
     initial = ru.make_rate_initial(g, "eigenstate", -1)
     jumps = rate_kernels.run_rate_chunk(ru.pack_rate_engine(g), initial, tally,

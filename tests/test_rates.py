@@ -8,6 +8,8 @@ occupation times. Stochastic tests use fixed seeds and 4-standard-error toleranc
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import scipy.linalg as sl
@@ -42,28 +44,63 @@ def pair():
     """The rates generator (8-bit split: many exact decisions) and the channel generator."""
     model, couplings = chain()
     bath_list = mixed_baths(len(couplings))
-    r = rates.build_rate_generator(model.sparse_hamiltonian, couplings, bath_list, split=1)
+    r = rates.build_rate_generator(model.sparse_hamiltonian, couplings, bath_list,
+                                   set_size=len(bath_list))
     g = davies.build_generator(model.hamiltonian, [c.toarray() for c in couplings], bath_list)
     return model, couplings, bath_list, r, g
 
 
-def test_rates_match_the_channel_generator(pair):
+def expected_split(per_bath: np.ndarray, set_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The exact two-level split from per-bath rates (a, m, n): cumulative fractions of the
+    sets (m, n, sets - 1) and of the baths within each set (m, n, n_baths - sets)."""
+    n_baths = per_bath.shape[0]
+    total = per_bath.sum(axis=0)
+    edges = list(range(0, n_baths, set_size)) + [n_baths]
+    sets = [per_bath[lo:hi] for lo, hi in itertools.pairwise(edges)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        coarse = [np.where(total > 0, sum(s.sum(axis=0) for s in sets[:g + 1]) / total, 0.0)
+                  for g in range(len(sets) - 1)]
+        fine = []
+        for s in sets:
+            in_set = s.sum(axis=0)
+            fine += [np.where(in_set > 0, s[:j + 1].sum(axis=0) / in_set, 0.0)
+                     for j in range(len(s) - 1)]
+    def stack(parts):
+        return np.stack(parts, axis=-1) if parts else np.zeros(total.shape + (0,))
+
+    return stack(coarse), stack(fine)
+
+
+@pytest.fixture(scope="module", params=[1, 2, 3, 5])
+def any_split(request, pair):
+    """Rates generators of the same chain with every kind of bath split: 16 bits (sets of 1),
+    sets of 2 (the last one a single bath) and 3 (3 + 2), 8 bits (one set of all 5 baths)."""
+    model, couplings, bath_list, r, g = pair
+    if request.param != r.set_size:
+        r = rates.build_rate_generator(model.sparse_hamiltonian, couplings, bath_list,
+                                       set_size=request.param)
+    return r, g
+
+
+def test_rates_match_the_channel_generator(any_split):
     """Total rates m -> n recovered from the alias tables, and the level rates, equal the
     channel generator's sum over channels of gamma |A|^2 (1e-12 relative: rounding); the
-    energies agree; the rounded bath split is within half a quantum (+1e-6) of the exact
-    cumulative fractions."""
-    _, couplings, _, r, g = pair
-    per_bath = per_bath_rates(g, len(couplings))
+    energies agree; every rounded boundary of the two-level bath split is within half a
+    quantum (+1e-6) of the exact cumulative fraction."""
+    r, g = any_split
+    per_bath = per_bath_rates(g, r.n_baths)
     total = per_bath.sum(axis=0)
     scale = total.max()
     np.testing.assert_allclose(r.energies, g.energies, atol=1e-12)
     np.testing.assert_allclose(r.total_rates(np.arange(r.dimension)), total, atol=1e-12 * scale)
     np.testing.assert_allclose(r.level_rate, total.sum(axis=1), rtol=1e-12)
-    k = len(couplings) - 1
-    split = r.bath_split.reshape(r.dimension, r.dimension, k).astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        exact = np.where(total > 0, np.cumsum(per_bath[:-1], axis=0) / total, 0.0)
-    assert np.max(np.abs(np.moveaxis(exact, 0, -1) * r.split_scale - split)) <= 0.5 + 1e-6
+    coarse, fine = expected_split(per_bath, r.set_size)
+    d = r.dimension
+    assert coarse.shape[-1] == r.n_sets - 1 and fine.shape[-1] == r.n_baths - r.n_sets
+    stored_coarse = r.coarse_split.reshape(d, d, -1).astype(float)
+    stored_fine = r.fine_split.reshape(d, d, -1).astype(float)
+    assert np.max(np.abs(coarse * rates.COARSE_SCALE - stored_coarse), initial=0) <= 0.5 + 1e-6
+    assert np.max(np.abs(fine * rates.FINE_SCALE - stored_fine), initial=0) <= 0.5 + 1e-6
 
 
 def test_diagonal_lamb_shift_matches_the_channel_generator(pair):
@@ -86,7 +123,7 @@ def test_complex_system_matches_the_channel_generator():
 
     H, couplings = hermitian(), [hermitian(), hermitian()]
     bath_list = [baths.ohmic(0.05, 5.0, 1.0), baths.ohmic(0.02, 3.0, 2.0)]
-    r = rates.build_rate_generator(H, couplings, bath_list, split=2)
+    r = rates.build_rate_generator(H, couplings, bath_list, set_size=1)
     g = davies.build_generator(H, couplings, bath_list)
     total = per_bath_rates(g, 2).sum(axis=0)
     assert np.iscomplexobj(r.vectors)
@@ -133,20 +170,22 @@ def test_populations_follow_the_pauli_rate_equation(pair):
     assert 0.9 < np.mean(np.abs(z) < 2.0) < 0.99
 
 
-def test_bath_attribution_is_exact(pair):
+def test_bath_attribution_is_exact(any_split):
     """Each bath's jump count against its expectation given the simulated path,
     sum_m R_a(m) T_occ(m) (R_a the channel generator's rate out of m into bath a, T_occ the
-    run's occupation times): within 4 Poisson standard errors, with two bath groups and the
-    8-bit split (so that a few percent of the decisions take the exact path, counted)."""
-    _, couplings, _, r, g = pair
+    run's occupation times): within 4 Poisson standard errors, with two bath groups and every
+    kind of bath split (the 8-bit parts send a few percent of the decisions to the exact path:
+    counted)."""
+    r, g = any_split
     runner, out = run_rates(r, "eigenstate", np.linspace(0.0, 40.0, 5), 20000, seed=8)
-    per_bath = per_bath_rates(g, len(couplings)).sum(axis=2)      # (a, m): rate out into a
+    per_bath = per_bath_rates(g, r.n_baths).sum(axis=2)      # (a, m): rate out into a
     expected = per_bath @ out["occupation_time"]
     counts = np.bincount(out["transition_bath"], weights=out["transition_count"],
-                         minlength=len(couplings))
+                         minlength=r.n_baths)
     z = (counts - expected) / np.sqrt(expected)
     assert np.max(np.abs(z)) < 4.0, z
-    assert runner.exact_decisions > 1000
+    if r.set_size > 1:
+        assert runner.exact_decisions > 200 * (r.set_size - 1)
     assert counts.sum() == runner.n_jumps.sum()
 
 
@@ -240,9 +279,10 @@ def test_generator_cache_round_trip(tmp_path, monkeypatch):
     assert info["kind"] == "rates" and info["cached"] is None
     second, info = build_module.build(config)
     assert info["cached"] is not None
-    for name in ("energies", "vectors", "level_rate", "threshold", "alias", "bath_split",
-                 "lamb_shift"):
+    for name in ("energies", "vectors", "level_rate", "threshold", "alias", "coarse_split",
+                 "fine_split", "lamb_shift"):
         assert np.array_equal(getattr(first, name), getattr(second, name)), name
+    assert first.set_size == second.set_size
     warmer = copy.deepcopy(CONFIG)
     warmer["baths"][0]["temperature"] = 2.0
     assert (build_module.cache_key(parse_config(warmer), "rates")
@@ -324,15 +364,16 @@ def test_real_sparse_hamiltonian_with_a_complex_coupling():
     H = sparse_module.csr_matrix(model.hamiltonian.real)
     couplings = [model.sparse_operator("sy:0"), model.sparse_operator("sx:1")]
     bath_list = [baths.ohmic(0.05, 5.0, 1.0)] * 2
-    r = rates.build_rate_generator(H, couplings, bath_list, split=1)
+    r = rates.build_rate_generator(H, couplings, bath_list, set_size=len(bath_list))
     assert np.iscomplexobj(r.vectors)
     engine = ru.pack_rate_engine(r)
     g = davies.build_generator(model.hamiltonian, [c.toarray() for c in couplings], bath_list)
     per_bath = per_bath_rates(g, 2)
     m, n = 7, 2
     weights = np.zeros(2)
+    rate_kernels._exact_weights(engine, m, n, 0, 2, weights)
     fractions = (np.arange(4000) + 0.5) / 4000
-    chosen = np.array([rate_kernels._exact_bath(engine, m, n, f, weights) for f in fractions])
+    chosen = np.array([rate_kernels._pick(weights, 0, 2, 1, f) for f in fractions])
     share = per_bath[0, m, n] / per_bath[:, m, n].sum()
     assert abs(np.mean(chosen == 0) - share) <= 1.0 / 4000 + 1e-12
 
