@@ -362,45 +362,55 @@ def _transition_weight(engine, j, level, psi):
 
 
 @numba.njit(cache=True, nogil=True)
-def _channel_weight(ptr, rows, cols, values, c, psi):
-    """``||sqrt(gamma_c) A_c psi||^2`` from the channel's row-sorted sparse entries (plain
-    arrays: called once per channel, where passing the Engine tuple would cost ~100 ns)."""
-    weight = 0.0
-    j = ptr[c]
-    end = ptr[c + 1]
-    while j < end:
-        row = rows[j]
+def _level_decay(engine, level, psi):
+    """``<psi_B| K_B |psi_B>`` of one level block: the jump rate out of level ``B``. Distinct
+    source levels jump through one channel into distinct target levels, so this is exactly
+    ``sum_c ||L_c psi_B||^2`` (``K_B`` is built from the same entries)."""
+    lo, hi = engine.level_ptr[level], engine.level_ptr[level + 1]
+    b = hi - lo
+    start = engine.block_ptr[level]
+    value = 0.0
+    for r in range(b):
         acc = 0j
-        while j < end and rows[j] == row:
-            acc += values[j] * psi[cols[j]]
-            j += 1
-        weight += acc.real ** 2 + acc.imag ** 2
-    return weight
+        for c in range(b):
+            acc += engine.decay[start + r * b + c] * psi[lo + c]
+        value += (np.conj(psi[lo + r]) * acc).real
+    return max(value, 0.0)
 
 
 @numba.njit(cache=True, nogil=True)
-def _jump_general(engine, psi, new, u):
-    """Pick a channel with probability ``||L_c psi||^2``; write ``L_c psi`` into ``new``."""
-    ptr, rows, cols, values = engine.chan_ptr, engine.chan_row, engine.chan_col, engine.chan_val
-    n_channels = ptr.size - 1
+def _jump_general(engine, psi, new, u, levels, n_levels):
+    """Pick a channel with probability ``||L_c psi||^2`` for a state spread over the levels
+    ``levels[:n_levels]``; write ``L_c psi`` into ``new``. Returns the channel.
+
+    Because one channel maps distinct source levels into distinct target levels,
+    ``||L_c psi||^2 = sum_B ||L_c psi_B||^2``: the source level ``B`` is drawn with weight
+    ``<psi_B|K_B|psi_B>``, then the transition out of it as in pure mode
+    (:func:`_jump_from_level`, with the uniform's remainder), and the channel's full
+    ``L_c psi`` is applied. Cost O(sum_B b^2 + transitions out of B + nnz(L_c)), not
+    O(all channels)."""
     total = 0.0
-    for c in range(n_channels):
-        total += _channel_weight(ptr, rows, cols, values, c, psi)
+    for i in range(n_levels):
+        total += _level_decay(engine, levels[i], psi)
     x = u * total
-    chosen = n_channels - 1
     acc = 0.0
-    for c in range(n_channels):
-        weight = _channel_weight(ptr, rows, cols, values, c, psi)
-        if weight == 0.0:
+    chosen, below, weight = -1, 0.0, 0.0
+    for i in range(n_levels):
+        w = _level_decay(engine, levels[i], psi)
+        if w <= 0.0:
             continue
-        acc += weight
-        chosen = c
+        chosen, below, weight = levels[i], acc, w
+        acc += w
         if acc > x:
             break
+    rest = min(max((x - below) / weight, 0.0), 1.0 - 1.1102230246251565e-16)
+    j = _jump_from_level(engine, chosen, psi, new, rest)
+    channel = engine.trans_channel[j]
+    ptr, rows, cols, values = engine.chan_ptr, engine.chan_row, engine.chan_col, engine.chan_val
     new[:] = 0.0
-    for j in range(ptr[chosen], ptr[chosen + 1]):
-        new[rows[j]] += values[j] * psi[cols[j]]
-    return chosen
+    for e in range(ptr[channel], ptr[channel + 1]):
+        new[rows[e]] += values[e] * psi[cols[e]]
+    return channel
 
 
 # -- one trajectory ------------------------------------------------------------------------
@@ -500,7 +510,7 @@ def _amplitude(engine, tally, rng, traj, levels, n_levels, t, k, work):
             _record_jump(tally, traj, engine.trans_bath[j], engine.trans_frequency[j],
                          engine.trans_channel[j], t_jump)
         else:
-            channel = _jump_general(engine, psi, new, u)
+            channel = _jump_general(engine, psi, new, u, levels, n_levels)
             tally.jump_counts[channel] += 1
             _record_jump(tally, traj, engine.chan_bath[channel], engine.chan_frequency[channel],
                          channel, t_jump)

@@ -140,37 +140,54 @@ def _pick(weights, lo, hi, step, fraction):
 
 
 @numba.njit(cache=True, nogil=True)
+def _exact_set(engine, m, n, u, weights, exact_decisions):
+    """The bath set of the jump ``m -> n`` for the uniform ``u``, exactly (all the weights)."""
+    exact_decisions[0] += 1
+    n_baths = weights.size
+    _exact_weights(engine, m, n, 0, n_baths, weights)
+    return _pick(weights, 0, n_baths, engine.set_size[0], u)
+
+
+@numba.njit(cache=True, nogil=True)
+def _exact_in_set(engine, m, n, lo, hi, u, weights, exact_decisions, known):
+    """The bath ``lo + j`` of set ``lo:hi`` for the uniform ``u``, exactly (the weights of the
+    set, already in ``weights`` when ``known``)."""
+    if not known:
+        exact_decisions[0] += 1
+        _exact_weights(engine, m, n, lo, hi, weights)
+    return _pick(weights, lo, hi, 1, u)
+
+
+@numba.njit(cache=True, nogil=True)
 def _choose_bath(engine, m, n, pair, state, weights, exact_decisions):
     """The bath of the jump ``m -> n`` (``pair = m d + n``): its set from the 16-bit split,
     the bath in the set from the 8-bit one (a uniform each, drawn only when there is a choice),
-    exactly (:func:`_exact_weights`) when a uniform lies within ``MARGIN`` of a boundary."""
+    exactly (:func:`_exact_weights`) when a uniform lies within ``MARGIN`` of a boundary.
+    :func:`run_rate_chunk` has this written out; tests call it."""
     n_baths = weights.size
     size = engine.set_size[0]
-    sets = (n_baths + size - 1) // size
-    n_coarse, n_fine = sets - 1, n_baths - sets
+    n_coarse = (n_baths + size - 1) // size - 1
+    n_fine = n_baths - 1 - n_coarse
     g = 0
-    known = False  # all exact weights computed
+    known = False
     if n_coarse > 0:
         u = uniform(state)
         g = _rounded_bath(engine.coarse_split, pair * n_coarse, n_coarse, u * COARSE_SCALE)
         if g < 0:
-            exact_decisions[0] += 1
-            _exact_weights(engine, m, n, 0, n_baths, weights)
-            g = _pick(weights, 0, n_baths, size, u)
+            g = _exact_set(engine, m, n, u, weights, exact_decisions)
             known = True
     lo = g * size
-    hi = min(n_baths, lo + size)
-    if hi - lo == 1:
+    if n_baths - lo == 1 or size == 1:
         return lo
+    width = min(size, n_baths - lo)
     u = uniform(state)
+    j = -1
     if not known:
-        j = _rounded_bath(engine.fine_split, pair * n_fine + g * (size - 1), hi - lo - 1,
+        j = _rounded_bath(engine.fine_split, pair * n_fine + g * (size - 1), width - 1,
                           u * FINE_SCALE)
-        if j >= 0:
-            return lo + j
-        exact_decisions[0] += 1
-        _exact_weights(engine, m, n, lo, hi, weights)
-    return lo + _pick(weights, lo, hi, 1, u)
+    if j < 0:
+        j = _exact_in_set(engine, m, n, lo, lo + width, u, weights, exact_decisions, known)
+    return lo + j
 
 
 @numba.njit(cache=True, nogil=True)
@@ -255,9 +272,29 @@ def run_rate_chunk(engine, initial, tally, key, first, count, lanes=LANES):
                 m = level[lane]
                 n = pick[lane] - m * d
                 a = 0
-                if n_baths > 1:
-                    a = _choose_bath(engine, m, n, pick[lane], rng[lane], weights,
-                                     exact_decisions)
+                if n_baths > 1:  # as _choose_bath, written out (a call costs ~100 ns a jump)
+                    g = 0
+                    known = False
+                    if n_coarse > 0:
+                        u = uniform(rng[lane])
+                        g = _rounded_bath(coarse_split, pick[lane] * n_coarse, n_coarse,
+                                          u * COARSE_SCALE)
+                        if g < 0:
+                            g = _exact_set(engine, m, n, u, weights, exact_decisions)
+                            known = True
+                    lo = g * size
+                    a = lo
+                    if n_baths - lo > 1 and size > 1:
+                        width = min(size, n_baths - lo)
+                        u = uniform(rng[lane])
+                        j = -1
+                        if not known:
+                            j = _rounded_bath(fine_split, pick[lane] * n_fine + g * (size - 1),
+                                              width - 1, u * FINE_SCALE)
+                        if j < 0:
+                            j = _exact_in_set(engine, m, n, lo, lo + width, u, weights,
+                                              exact_decisions, known)
+                        a = lo + j
                 jump = tally.n_taken[0]
                 if jump < taken.size:
                     taken[jump] = (a * d + m) * d + n

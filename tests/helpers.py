@@ -264,24 +264,28 @@ def tiny_case_arrays() -> dict[str, np.ndarray]:
 
 
 def tiny_rates_arrays() -> dict[str, np.ndarray]:
-    """The rates generator's kernel on a 3-spin chain with two bath groups and the 8-bit bath
-    split (so that the exact bath decisions and the Chebyshev rate tables run), 3 lanes."""
+    """The rates generator's kernel on a 3-spin chain with two bath groups (so that the
+    Chebyshev rate tables run), 3 lanes, with the flat 8-bit bath split (many exact bath
+    decisions) and with sets of 2 baths (the 16-bit set split and the per-set 8-bit one)."""
     from jumps import baths, models, rate_kernels, rates
     from jumps import rate_unravel as ru
 
     chain = models.tfim_chain({"n": 3, "h": 1.05, "hz": 0.5})
     bath_list = [baths.ohmic(0.05, 5.0, 1.0)] * 2 + [baths.drude_lorentz(0.05, 2.0, 0.7)]
-    g = rates.build_rate_generator(chain.sparse_hamiltonian,
-                                   [chain.sparse_operator(f"sx:{j}") for j in range(3)],
-                                   bath_list, set_size=len(bath_list))
-    tally = ru.new_rate_tally(g.dimension, np.linspace(0, 10, 6), 3, 200, 100000)
-    initial = ru.make_rate_initial(g, "eigenstate", -1)
-    jumps = rate_kernels.run_rate_chunk(ru.pack_rate_engine(g), initial, tally,
-                                        unravel.seed_key(TINY_SEED), 0, 200, 3)
-    tally = tally._replace(taken=tally.taken[:tally.n_taken[0]])  # the rest is unwritten
-    out = {f"rates/{name}": np.asarray(getattr(tally, name)) for name in tally._fields
-           if name != "times"}
-    out["rates/jumps"] = np.array(jumps)
+    out = {}
+    for set_size in (3, 2):
+        g = rates.build_rate_generator(chain.sparse_hamiltonian,
+                                       [chain.sparse_operator(f"sx:{j}") for j in range(3)],
+                                       bath_list, set_size=set_size)
+        tally = ru.new_rate_tally(g.dimension, np.linspace(0, 10, 6), 3, 200, 100000)
+        initial = ru.make_rate_initial(g, "eigenstate", -1)
+        jumps = rate_kernels.run_rate_chunk(ru.pack_rate_engine(g), initial, tally,
+                                            unravel.seed_key(TINY_SEED), 0, 200, 3)
+        tally = tally._replace(taken=tally.taken[:tally.n_taken[0]])  # the rest is unwritten
+        name = f"rates{set_size}"
+        out.update({f"{name}/{field}": np.asarray(getattr(tally, field))
+                    for field in tally._fields if field != "times"})
+        out[f"{name}/jumps"] = np.array(jumps)
     return out
 
 

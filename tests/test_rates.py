@@ -189,6 +189,42 @@ def test_bath_attribution_is_exact(any_split):
     assert counts.sum() == runner.n_jumps.sum()
 
 
+@pytest.mark.parametrize("forced_exact", [False, True])
+def test_bath_choice_of_one_pair_is_exact(any_split, monkeypatch, forced_exact):
+    """The bath of a jump m -> n drawn 20000 times by ``_choose_bath`` against the channel
+    generator's per-bath shares of that pair: every bath within 4 binomial standard errors.
+    ``forced_exact`` makes every rounded decision ambiguous (``_rounded_bath`` -> -1), so the
+    exact paths of both levels (all baths for the set, the set's baths for the bath in it)
+    decide alone; otherwise the rounded 16- and 8-bit splits decide almost always."""
+    r, g = any_split
+    per_bath = per_bath_rates(g, r.n_baths)
+    d = r.dimension
+    share = per_bath / np.maximum(per_bath.sum(axis=0), 1e-300)
+    # The pair whose least-likely bath is most likely: every bath well tested.
+    m, n = np.unravel_index(np.argmax(share.min(axis=0)), (d, d))
+    engine = ru.pack_rate_engine(r)
+    if forced_exact:
+        monkeypatch.setattr(rate_kernels, "_rounded_bath", lambda *args: -1)
+        choose = rate_kernels._choose_bath.py_func
+    else:
+        choose = rate_kernels._choose_bath
+    state = np.array([0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB, 12345],
+                     dtype=np.uint64)
+    weights, exact = np.zeros(r.n_baths), np.zeros(1, dtype=np.int64)
+    draws = 20000
+    chosen = np.array([choose(engine, m, n, m * d + n, state, weights, exact)
+                       for _ in range(draws)])
+    counts = np.bincount(chosen, minlength=r.n_baths)
+    p = share[:, m, n]
+    assert p.min() > 0.05
+    z = (counts - draws * p) / np.sqrt(draws * p * (1 - p))
+    assert np.max(np.abs(z)) < 4.0, z
+    if forced_exact:
+        assert exact[0] >= draws
+    elif r.set_size == 1:
+        assert exact[0] < 10
+
+
 def test_heat_is_minus_the_energy_change(pair):
     """Energy bookkeeping per trajectory: the heat handed to all baths is the energy the
     system lost, E(start) - E(end), exactly up to rounding of the sum (1e-10)."""
