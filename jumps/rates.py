@@ -301,8 +301,9 @@ def build_rate_generator(hamiltonian, couplings: list, baths: list[Bath],
         raise ConfigError(f"baths[{bad}].coupling", "the coupling operator is zero")
     n_baths = len(baths)
     groups = _groups(baths)
-    if set_size is None:
-        set_size = choose_set_size(n_baths, d, np.iscomplexobj(vectors), int(groups.max()) + 1)
+    if set_size is None:  # the eigenvectors are held already: count them as available
+        set_size = choose_set_size(n_baths, d, np.iscomplexobj(vectors), int(groups.max()) + 1,
+                                   available_memory() + vectors.nbytes)
         if parallel:  # the memory each rank sees differs: rank 0's choice holds for all
             set_size = comm.bcast(set_size)
     set_size = int(set_size)
