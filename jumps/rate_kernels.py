@@ -272,7 +272,7 @@ def run_rate_chunk(engine, initial, tally, key, first, count, lanes=LANES):
                 m = level[lane]
                 n = pick[lane] - m * d
                 a = 0
-                if n_baths > 1:  # as _choose_bath, written out (a call costs ~100 ns a jump)
+                if n_baths > 1:  # _choose_bath, written out in the loop
                     g = 0
                     known = False
                     if n_coarse > 0:
