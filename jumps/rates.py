@@ -52,6 +52,7 @@ from .baths import Bath, LambShiftTable
 from .davies import common_beta, default_degeneracy_tol, gibbs_populations
 from .errors import ConfigError
 from .matrices import is_real, sparse
+from .rate_kernels import COARSE_SCALE, FINE_SCALE
 
 # Per bath group (baths with equal parameters): a Chebyshev table of gamma(w), evaluated by the
 # kernel only for the rare exact bath decisions, and only when there are several groups (with
@@ -179,8 +180,6 @@ class RateGenerator:
 # -- sizes ------------------------------------------------------------------------------------
 
 
-COARSE_SCALE = 65535.0  # 16-bit cumulative fractions of the bath sets
-FINE_SCALE = 255.0      # 8-bit cumulative fractions of the baths within a set
 
 
 def n_sets(n_baths: int, set_size: int) -> int:
