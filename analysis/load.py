@@ -1,4 +1,5 @@
-"""Reading a result directory (``run.json`` + ``results.npz``) into a checked :class:`Result`.
+"""Reading a result directory (``run.json`` + ``results.npz``) into a checked
+:class:`jumps.result.Result`.
 
 Every problem with the input is a :class:`jumps.errors.ConfigError` naming the directory or the
 file and the reason; the CLI turns it into one line and exit status 2.
@@ -8,13 +9,13 @@ from __future__ import annotations
 
 import json
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from jumps.errors import ConfigError
-from jumps.io import META_FILE, RESULTS_FILE
+from jumps.result import Result
+from jumps.runtime.io import META_FILE, RESULTS_FILE
 
 # Keys every result has (trajectories and exact).
 COMMON_KEYS = ("times", "energies", "populations", "channel_bath", "channel_frequency",
@@ -23,127 +24,6 @@ COMMON_KEYS = ("times", "energies", "populations", "channel_bath", "channel_freq
 TRAJECTORY_KEYS = ("populations_stderr", "jump_counts", "transition_from", "transition_to",
                    "transition_count", "occupation_time", "heat", "n_jumps")
 METHODS = ("trajectories", "exact")
-
-
-@dataclass(frozen=True)
-class Result:
-    """One result directory, as arrays and metadata.
-
-    Attributes
-    ----------
-    path : Path
-        The directory.
-    arrays : dict of str to ndarray
-        ``results.npz`` (see DESIGN.md section 5 and ``jumps.run``).
-    meta : dict
-        ``run.json``.
-    derived : tuple of str
-        Arrays the file lacked and that were derived here (results saved by the Python API
-        carry no ``level_ptr``, ``level_energies`` or ``bath_beta``).
-    """
-
-    path: Path
-    arrays: dict
-    meta: dict
-    derived: tuple[str, ...] = ()
-
-    def __getitem__(self, key: str) -> np.ndarray:
-        return self.arrays[key]
-
-    def has(self, key: str) -> bool:
-        return key in self.arrays
-
-    @property
-    def method(self) -> str:
-        return self.meta["method"]
-
-    @property
-    def is_trajectories(self) -> bool:
-        return self.method == "trajectories"
-
-    @property
-    def times(self) -> np.ndarray:
-        return self.arrays["times"]
-
-    @property
-    def energies(self) -> np.ndarray:
-        """Eigenvalues, ascending (degenerate members share their level's energy)."""
-        return self.arrays["energies"]
-
-    @property
-    def level_ptr(self) -> np.ndarray:
-        return self.arrays["level_ptr"]
-
-    @property
-    def level_energies(self) -> np.ndarray:
-        return self.arrays["level_energies"]
-
-    @property
-    def level_sizes(self) -> np.ndarray:
-        return np.diff(self.level_ptr)
-
-    @property
-    def n_levels(self) -> int:
-        return self.level_ptr.size - 1
-
-    @property
-    def dimension(self) -> int:
-        return self.energies.size
-
-    @property
-    def n_baths(self) -> int:
-        return self.arrays["bath_beta"].size
-
-    @property
-    def bath_beta(self) -> np.ndarray:
-        """Inverse temperature per bath (nan for a bath given by its rates)."""
-        return self.arrays["bath_beta"]
-
-    @property
-    def bath_thermal(self) -> list[bool | None]:
-        """Per bath: True if thermal (KMS by construction), False if given by its rates,
-        None if the result does not say (no temperature stored)."""
-        thermal = self.meta.get("bath_thermal")
-        if thermal is not None and len(thermal) == self.n_baths:
-            return [bool(t) for t in thermal]
-        return [None if np.isnan(b) else True for b in self.bath_beta]
-
-    @property
-    def bath_names(self) -> list[str]:
-        names = self.meta.get("bath_couplings")
-        if names is None or len(names) != self.n_baths:
-            return [f"bath {a}" for a in range(self.n_baths)]
-        return [str(n) for n in names]
-
-    @property
-    def ntraj(self) -> int:
-        return int(self.arrays["heat"].shape[0]) if self.is_trajectories else 0
-
-    @property
-    def energy_unit(self) -> str:
-        return str(self.meta.get("energy_unit", "arbitrary"))
-
-    @property
-    def initial_state(self) -> str:
-        return str(self.meta.get("initial_state", "unknown"))
-
-    @property
-    def observable_names(self) -> list[str]:
-        """Observables stored as ``expect_<name>``, in file order."""
-        return [k[len("expect_"):] for k in self.arrays
-                if k.startswith("expect_") and not k.endswith("_stderr")]
-
-    def level_populations(self, key: str = "populations") -> np.ndarray:
-        """(T, L) populations of the levels (degenerate eigen-populations summed)."""
-        return np.add.reduceat(self.arrays[key], self.level_ptr[:-1], axis=1)
-
-    def level_populations_stderr(self) -> np.ndarray:
-        """(T, L) an upper bound on the standard error of each level population.
-
-        The file keeps the error of each eigen-population only; the error of a sum is at most
-        the sum of the errors (exact for one-member levels).
-        """
-        return np.add.reduceat(self.arrays["populations_stderr"], self.level_ptr[:-1], axis=1)
 
 
 def load_result(path: str | Path) -> Result:

@@ -14,12 +14,12 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import expm_multiply
 
-from jumps import exact
-from jumps.build import build
-from jumps.config import RunConfig, parse_config
-from jumps.davies import DaviesGenerator
 from jumps.errors import ConfigError
-from jumps.run import initial_density
+from jumps.generators.channels.generator import DaviesGenerator
+from jumps.physics import exact
+from jumps.runtime.build import build
+from jumps.runtime.config import RunConfig, parse_config
+from jumps.runtime.driver import initial_density
 
 from .load import Result, check_same_run, load_result
 
@@ -89,8 +89,8 @@ def rebuild(result: Result) -> System:
             generator.energies, result.energies, rtol=0, atol=1e-8 * scale):
         raise Unavailable("the rebuilt generator has another spectrum than the result (did a "
                           "file the config names change?)")
-    if result.meta.get("generator", "channels") != "channels":
-        return System(config, generator)  # the rates generator lists only channels that jumped
+    if not result.meta.get("lists_every_channel", True):
+        return System(config, generator)  # the result lists only the channels that jumped
     rates = result["channel_rate"]
     floor = 1e-14 * max(1.0, float(rates.max(initial=0.0)))
     if generator.channel_rate.shape != rates.shape or not np.allclose(

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from jumps.errors import ConfigError
-from jumps.io import write_json
-from jumps.matrices import operator_norm
+from jumps.physics.matrices import operator_norm
+from jumps.runtime.io import write_json
 
 from . import averages, balance, heat, reference
 from .load import Result

@@ -25,8 +25,8 @@ import numpy as np
 # Measure this checkout's package, not whatever copy happens to be installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jumps import baths, models
-from jumps.davies import DaviesGenerator, build_generator
+from jumps.generators.channels.generator import DaviesGenerator, build_generator
+from jumps.physics import baths, models
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,9 @@ from common import (
     timed,
 )
 
-from jumps import kernels, unravel
-from jumps.run import default_chunk_size
+from jumps.core.random import seed_key
+from jumps.generators.channels import kernels, unravel
+from jumps.runtime.plan import default_chunk_size
 
 TARGET_JUMPS_PER_SECOND = 5e6
 
@@ -145,7 +146,7 @@ def main() -> int:
     # As the driver does: a run that never leaves pure mode gets no amplitude-mode sums.
     template = unravel.new_tally(generator, engine, times, {}, "none", 0,
                                  amplitude=unravel.amplitude_possible(engine, initial))
-    key = unravel.seed_key(args.seed)
+    key = seed_key(args.seed)
     compile_time = timed(kernels.run_chunk, engine, initial, unravel.fresh_tally(template, 1),
                          key, 0, 1)
     print(f"\n# first run_chunk call (Numba compile or cache load, excluded below): "

@@ -10,7 +10,7 @@ Each N runs in a fresh process (so its peak memory is its own), which measures, 
 1. the BLAS floor: a real ``eigh`` of the dense H (LAPACK dsyevr, as the build uses) plus one
    d x d x d matrix product (V^T (A V)), counted once per coupling operator (after a warm-up
    call; median of 3 for N <= 12, once above);
-2. ``jumps.rates.build_rate_generator`` (with the Lamb shift): wall time of the first build in
+2. ``jumps.generators.rates.generator.build_rate_generator`` (with the Lamb shift): wall time of the first build in
    the process (what a new run pays, including loading the compiled kernels) and its own split
    into ``eigh``, the matrix products and the rest; for N <= 12 also the median of 3 more builds
    in the same process ("warm": what each point of a study in one process pays);
@@ -44,8 +44,12 @@ from common import format_table, load_average
 def one(spins: int, seconds: float) -> dict:
     import scipy.linalg as sl
 
-    from jumps import baths, models, rate_kernels, rates, unravel
-    from jumps import rate_unravel as ru
+    from jumps.core.random import seed_key
+    from jumps.generators.base import InitialState
+    from jumps.generators.rates import generator as rates
+    from jumps.generators.rates import kernels as rate_kernels
+    from jumps.generators.rates import unravel as ru
+    from jumps.physics import baths, models
 
     model = models.tfim_chain({"n": spins, "J": 1.0, "h": 1.05, "hz": 0.5})
     couplings = [model.sparse_operator(f"sx:{j}") for j in range(spins)]
@@ -81,9 +85,9 @@ def one(spins: int, seconds: float) -> dict:
         warm.append(time.perf_counter() - start)
     # 3. Jumps per second.
     engine = ru.pack_rate_engine(generator)
-    initial = ru.make_rate_initial(generator, "eigenstate", -1)
+    initial = ru.make_rate_initial(generator, InitialState("eigenstate", index=-1))
     times = np.linspace(0.0, 50.0, 101)
-    key = unravel.seed_key(1)
+    key = seed_key(1)
     rate_kernels.run_rate_chunk(engine, initial, ru.new_rate_tally(d, times, spins, 1, 10000),
                                 key, 0, 1)
     count, first, cpu, jumps, exact = 256, 1, 0.0, 0, 0

@@ -47,7 +47,8 @@ import sys
 import numpy as np
 from common import format_table, load_average, median, tfim_system, timed
 
-from jumps import kernels, unravel
+from jumps.core.random import seed_key
+from jumps.generators.channels import kernels, unravel
 
 OBSERVABLES = ("sz:0", "sx:0", "energy")
 T_FINAL, N_TIMES = 50.0, 101
@@ -95,7 +96,7 @@ class Engine:
         self.observables = {name: model.operator(name) for name in OBSERVABLES}
         self.template = unravel.new_tally(generator, self.engine, self.times, self.observables,
                                           "none", 0)
-        self.key = unravel.seed_key(seed)
+        self.key = seed_key(seed)
         self.next_index = 0
         self.run(1)  # Numba compile (or cache load): excluded from every timing
 

@@ -1,7 +1,7 @@
 """jumps: quantum-jump trajectories of the Davies master equation.
 
 Units: hbar = k_B = 1. A Bohr frequency ``w > 0`` is emission into the bath (the system loses
-``w``), ``w < 0`` absorption, ``w = 0`` pure dephasing. See README.md.
+``w``), ``w < 0`` absorption, ``w = 0`` pure dephasing. See README.md and docs/design.md.
 
 Quick use::
 
@@ -19,16 +19,11 @@ import os as _os
 # ~50 us to wake. Set before numba's OpenMP runtime starts; a user's own value wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .api import (
-           TrajectoryResult,
-           davies_generator,
-           rates_generator,
-           solve_exact,
-           unravel_generator,
-)
-from .baths import drude_lorentz, from_callable, from_rates, ohmic, tabulated
+from .api import davies_generator, rates_generator, solve_exact, unravel_generator
 from .errors import ConfigError
+from .physics.baths import drude_lorentz, from_callable, from_rates, ohmic, tabulated
+from .result import Result
 
-__all__ = ["ConfigError", "TrajectoryResult", "davies_generator", "drude_lorentz",
-           "from_callable", "from_rates", "ohmic", "rates_generator", "solve_exact", "tabulated",
+__all__ = ["ConfigError", "Result", "davies_generator", "drude_lorentz", "from_callable",
+           "from_rates", "ohmic", "rates_generator", "solve_exact", "tabulated",
            "unravel_generator"]

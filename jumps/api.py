@@ -7,19 +7,20 @@ imported). Units: hbar = k_B = 1; a Bohr frequency ``w > 0`` is emission into th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import exact, rate_unravel, unravel
-from .baths import Bath
-from .davies import DaviesGenerator, build_generator
+from . import generators
 from .errors import ConfigError
-from .io import write_results
-from .matrices import as_array, check_hermitian, is_sparse
-from .rates import RateGenerator, build_rate_generator
+from .generators.base import InitialState
+from .generators.channels.generator import DaviesGenerator, build_generator
+from .generators.rates.generator import RateGenerator, build_rate_generator
+from .physics import exact
+from .physics.baths import Bath
+from .physics.matrices import as_array, check_hermitian, is_sparse
+from .result import Result
+from .runtime.plan import Plan
 
 
 def davies_generator(hamiltonian: Any, couplings: Sequence[Any], baths: Sequence[Bath],
@@ -44,11 +45,7 @@ def davies_generator(hamiltonian: Any, couplings: Sequence[Any], baths: Sequence
     lamb_shift : bool
         Include the Lamb-shift Hamiltonian.
     """
-    H = check_hermitian(as_array(hamiltonian), "hamiltonian")
-    operators = [check_hermitian(as_array(A), f"couplings[{a}]") for a, A in enumerate(couplings)]
-    for a, A in enumerate(operators):
-        if A.shape != H.shape:
-            raise ConfigError(f"couplings[{a}]", f"shape {A.shape} does not match H {H.shape}")
+    H, operators = _checked(hamiltonian, couplings, as_array)
     return build_generator(H, operators, list(baths), degeneracy_tol, drop_tol, lamb_shift)
 
 
@@ -60,12 +57,12 @@ def rates_generator(hamiltonian: Any, couplings: Sequence[Any], baths: Sequence[
     Same parameters as :func:`davies_generator`; matrices may be scipy sparse (they stay
     sparse: a 14-spin coupling dense would take 4.3 GB).
     """
-    H = check_hermitian(_operator(hamiltonian), "hamiltonian")
-    operators = [check_hermitian(_operator(A), f"couplings[{a}]") for a, A in enumerate(couplings)]
-    for a, A in enumerate(operators):
-        if A.shape != H.shape:
-            raise ConfigError(f"couplings[{a}]", f"shape {A.shape} does not match H {H.shape}")
+    H, operators = _checked(hamiltonian, couplings, _operator)
     return build_rate_generator(H, operators, list(baths), degeneracy_tol, lamb_shift)
+
+
+# The config fields of the generators' refusals, as the parameters of unravel_generator.
+_API_FIELDS = {"initial_state.kind": "psi0", "run.density_matrix": "density"}
 
 
 def _operator(value: Any):
@@ -73,50 +70,20 @@ def _operator(value: Any):
     return value if is_sparse(value) else as_array(value)
 
 
-@dataclass
-class TrajectoryResult:
-    """Averages with standard errors and jump statistics of a set of trajectories.
-
-    ``arrays`` holds everything under the result-file names (see README, "Results");
-    ``expect[name]`` and ``stderr[name]`` are the observables' means and standard errors.
-    """
-
-    arrays: dict[str, np.ndarray]
-    observables: list[str] = field(default_factory=list)
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def times(self) -> np.ndarray:
-        return self.arrays["times"]
-
-    @property
-    def populations(self) -> np.ndarray:
-        return self.arrays["populations"]
-
-    @property
-    def expect(self) -> dict[str, np.ndarray]:
-        return {name: self.arrays[f"expect_{name}"] for name in self.observables}
-
-    @property
-    def stderr(self) -> dict[str, np.ndarray]:
-        return {name: self.arrays[f"expect_{name}_stderr"] for name in self.observables}
-
-    @property
-    def rho(self) -> np.ndarray | None:
-        return self.arrays.get("rho")
-
-    def save(self, directory: str | Path, meta: dict | None = None) -> None:
-        """Write a result directory (``results.npz``, ``run.json``) for ``python -m analysis``.
-
-        There is no config to rebuild the generator from, so analysis compares with an exact
-        solution only when one is given (``--exact``)."""
-        write_results(Path(directory), self.arrays, {**self.meta, **(meta or {})})
+def _checked(hamiltonian: Any, couplings: Sequence[Any], convert) -> tuple[Any, list]:
+    """H and the couplings through ``convert``, each checked Hermitian and of H's shape."""
+    H = check_hermitian(convert(hamiltonian), "hamiltonian")
+    operators = [check_hermitian(convert(A), f"couplings[{a}]") for a, A in enumerate(couplings)]
+    for a, A in enumerate(operators):
+        if A.shape != H.shape:
+            raise ConfigError(f"couplings[{a}]", f"shape {A.shape} does not match H {H.shape}")
+    return H, operators
 
 
 def unravel_generator(generator: DaviesGenerator | RateGenerator, psi0: Any = None,
                       times: Any = None, trajectories: int = 1000, seed: int = 0,
                       observables: dict[str, Any] | None = None, density: str = "auto",
-                      chunk_size: int = 1000, eigenstate: int | None = None) -> TrajectoryResult:
+                      chunk_size: int = 1000, eigenstate: int | None = None) -> Result:
     """Run quantum-jump trajectories of ``generator`` (serially, in this process).
 
     Parameters
@@ -132,76 +99,52 @@ def unravel_generator(generator: DaviesGenerator | RateGenerator, psi0: Any = No
         Ascending output times from >= 0; the last one ends the trajectories.
     trajectories, seed : int
         Trajectory ``i`` uses the random stream of ``(seed, i)``.
-    observables : dict of name -> Hermitian (d, d) matrix or Qobj
+    observables : dict of name -> Hermitian (d, d) matrix, sparse matrix or Qobj
     density : "full" | "diagonal" | "none" | "auto" (full when d <= 64)
+
+    Returns
+    -------
+    Result
+        The arrays of a result directory (README, "Results"); ``result.expect[name]`` and
+        ``result.stderr[name]`` are an observable's means and standard errors.
     """
     times = np.asarray(times if times is not None else np.linspace(0.0, 10.0, 101), dtype=float)
     if times.ndim != 1 or times.size < 1 or times[0] < 0 or np.any(np.diff(times) <= 0):
         raise ConfigError("times", "must be a 1-d ascending grid starting at t >= 0")
     if trajectories < 1:
         raise ConfigError("trajectories", "must be >= 1")
-    if isinstance(generator, RateGenerator):
-        return _unravel_rates(generator, psi0, eigenstate, times, trajectories, seed,
-                              observables or {}, density, chunk_size)
+    if eigenstate is not None and psi0 is not None:
+        raise ConfigError("psi0", "give psi0 or eigenstate, not both")
+    d = generator.dimension
     if eigenstate is not None:
-        psi0 = generator.eigenvectors[:, eigenstate]
-    observables = {name: check_hermitian(as_array(o), f"observables.{name}")
-                   for name, o in (observables or {}).items()}
-    if density == "auto":
-        density = "full" if generator.dimension <= 64 else "diagonal"
-    engine = unravel.pack_engine(generator)
-    initial = unravel.make_initial(generator, psi0)
-    template = unravel.new_tally(generator, engine, times, observables, density, 0,
-                                 amplitude=unravel.amplitude_possible(engine, initial))
-    runner = unravel.ChunkRunner(engine, initial, template, unravel.seed_key(seed), trajectories)
-    for first in range(0, trajectories, chunk_size):
-        runner.run(first, min(chunk_size, trajectories - first))
-    arrays = {"times": times, **generator.summary_arrays(),
-              **unravel.finalize(generator, engine, runner.sums(), trajectories, list(observables),
-                                 template.observables, density),
-              "heat": runner.heat, "n_jumps": runner.n_jumps,
-              "trajectory_index": np.arange(trajectories)}
-    meta = {"method": "trajectories", "seed": seed, "trajectories": trajectories, "ranks": 1,
-            "dimension": generator.dimension, "n_baths": len(generator.baths),
-            "bath_beta": [b.beta for b in generator.baths],
-            "bath_thermal": [b.is_thermal for b in generator.baths],
-            "initial_state": "gibbs" if psi0 is None else "vector",
-            "observables": list(observables), "density_matrix": density, "energy_unit": "arbitrary"}
-    return TrajectoryResult(arrays, list(observables), meta)
-
-
-def _unravel_rates(generator: RateGenerator, psi0, eigenstate, times, trajectories, seed,
-                   observables, density, chunk_size) -> TrajectoryResult:
-    if psi0 is not None:
-        raise ConfigError("psi0", "the rates generator starts in an eigenstate (eigenstate=...) "
-                                  "or the Gibbs state (neither given)")
-    kind = "gibbs" if eigenstate is None else "eigenstate"
-    initial = rate_unravel.make_rate_initial(generator, kind, eigenstate)
+        state = InitialState("eigenstate", index=eigenstate % d)
+    elif psi0 is not None:
+        state = InitialState("vector", vector=as_array(psi0))
+    else:
+        state = InitialState("gibbs")
+    refused = generators.of(generator).refusal(state, density)
+    if refused is not None:  # named by this function's parameters, not the config's fields
+        raise ConfigError(_API_FIELDS.get(refused[0], refused[0]), refused[1])
     operators = {name: check_hermitian(_operator(o), f"observables.{name}")
-                 for name, o in observables.items()}
-    diagonals = np.array([generator.diagonal_of(o) for o in operators.values()]).reshape(
-        len(operators), generator.dimension)
-    if density == "full":
-        raise ConfigError("density", "the rates generator has no coherences: 'diagonal' or 'none'")
-    density = "diagonal" if density == "auto" else density
-    runner = rate_unravel.RateChunkRunner(rate_unravel.pack_rate_engine(generator), initial,
-                                          times, unravel.seed_key(seed), trajectories)
-    for first in range(0, trajectories, chunk_size):
-        runner.run(first, min(chunk_size, trajectories - first))
+                 for name, o in (observables or {}).items()}
+    plan = Plan.create(generator, state, times, trajectories, seed, operators, density,
+                       chunk_size)
+    runner = plan.runner()
+    for chunk in range(plan.n_chunks):
+        runner.run(*plan.chunk_range(chunk))
     arrays = {"times": times, **generator.summary_arrays(),
-              **rate_unravel.finalize_rates(generator, runner.sums(), trajectories,
-                                            list(operators), diagonals, density),
-              "heat": runner.heat, "n_jumps": runner.n_jumps,
+              **plan.finalize(generator, runner.sums(), trajectories), **runner.records,
               "trajectory_index": np.arange(trajectories)}
-    meta = {"method": "trajectories", "generator": "rates", "seed": seed,
-            "trajectories": trajectories, "ranks": 1, "dimension": generator.dimension,
-            "n_baths": generator.n_baths, "bath_beta": [b.beta for b in generator.baths],
-            "bath_thermal": [b.is_thermal for b in generator.baths], "initial_state": kind,
-            "observables": list(operators), "density_matrix": density,
-            "energy_unit": "arbitrary"}
-    return TrajectoryResult(arrays, list(operators), meta)
+    meta = {"method": "trajectories", "generator": plan.kind, "seed": seed,
+            "trajectories": trajectories, "ranks": 1, "dimension": d,
+            "n_baths": len(generator.baths), "bath_beta": [b.beta for b in generator.baths],
+            "bath_thermal": [b.is_thermal for b in generator.baths],
+            "initial_state": state.kind, "observables": list(operators),
+            "density_matrix": plan.density, "energy_unit": "arbitrary",
+            "lists_every_channel": plan.unravelling.lists_every_channel}
+    return Result(arrays, meta)
 
 
 def solve_exact(generator: DaviesGenerator, rho0: Any, times: Any) -> exact.ExactSolution:
-    """The master equation's ``rho(t)`` on a uniform grid (see :mod:`jumps.exact`)."""
+    """The master equation's ``rho(t)`` on a uniform grid (see :mod:`jumps.physics.exact`)."""
     return exact.evolve(generator, as_array(rho0), np.asarray(times, dtype=float))

@@ -32,7 +32,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jumps import exact, kernels, unravel
+from jumps.core.lanes import Initial
+from jumps.core.random import seed_key
+from jumps.generators.channels import kernels, unravel
+from jumps.physics import exact
 
 MIN_EVENTS = 30
 BERNSTEIN_DELTA = 1e-6
@@ -45,7 +48,7 @@ class Unravelled:
 
     generator: object
     engine: kernels.Engine
-    initial: kernels.Initial
+    initial: Initial
     tally: kernels.Tally
     out: dict
     ntraj: int
@@ -72,7 +75,7 @@ def unravel_in_process(generator, psi0, times, observables: dict, ntraj: int, se
     initial = unravel.make_initial(generator, psi0)
     tally = unravel.new_tally(generator, engine, np.asarray(times, dtype=float), observables,
                               density, ntraj)
-    jumps = kernels.run_chunk(engine, initial, tally, unravel.seed_key(seed), first, ntraj)
+    jumps = kernels.run_chunk(engine, initial, tally, seed_key(seed), first, ntraj)
     out = unravel.finalize(generator, engine, sums_of(tally), ntraj, list(observables),
                            tally.observables)
     return Unravelled(generator, engine, initial, tally, out, ntraj, int(jumps))
@@ -124,7 +127,7 @@ class Comparison:
         at_zero = np.broadcast_to(at_zero, mean.shape)
         n = self.ntraj
         deterministic = at_zero
-        # Identical trajectories: the error bar is exactly 0 (unravel.mean_stderr zeroes spreads
+        # Identical trajectories: the error bar is exactly 0 (mean_stderr zeroes spreads
         # below the rounding floor of the sums).
         bad = deterministic & ((np.abs(mean - target) > 1e-10 * (1 + np.abs(target)))
                                | (stderr != 0))
@@ -195,7 +198,7 @@ def first_jump_records(generator, psi0, times, seed: int, ntraj: int):
     engine = unravel.pack_engine(generator)
     initial = unravel.make_initial(generator, psi0)
     template = unravel.new_tally(generator, engine, np.asarray(times, dtype=float), {}, "none", 1)
-    key = unravel.seed_key(seed)
+    key = seed_key(seed)
     occupation = np.zeros((ntraj, generator.n_levels))
     last_levels = np.zeros((ntraj, generator.n_levels), dtype=np.int64)
     last_populations = np.zeros((ntraj, generator.dimension))
@@ -218,7 +221,8 @@ def first_jump_records(generator, psi0, times, seed: int, ntraj: int):
 def tiny_cases():
     """Small runs through every kernel path: (name, generator, psi0 or None, times, observables,
     density). Built from the public model and bath constructors only."""
-    from jumps import baths, davies, models
+    from jumps.generators.channels import generator as davies
+    from jumps.physics import baths, models
 
     bath = baths.ohmic(0.05, 5.0, 1.0)
     cases = []
@@ -267,8 +271,11 @@ def tiny_rates_arrays() -> dict[str, np.ndarray]:
     """The rates generator's kernel on a 3-spin chain with two bath groups (so that the
     Chebyshev rate tables run), 3 lanes, with the flat 8-bit bath split (many exact bath
     decisions) and with sets of 2 baths (the 16-bit set split and the per-set 8-bit one)."""
-    from jumps import baths, models, rate_kernels, rates
-    from jumps import rate_unravel as ru
+    from jumps.generators.base import InitialState
+    from jumps.generators.rates import generator as rates
+    from jumps.generators.rates import kernels as rate_kernels
+    from jumps.generators.rates import unravel as ru
+    from jumps.physics import baths, models
 
     chain = models.tfim_chain({"n": 3, "h": 1.05, "hz": 0.5})
     bath_list = [baths.ohmic(0.05, 5.0, 1.0)] * 2 + [baths.drude_lorentz(0.05, 2.0, 0.7)]
@@ -278,9 +285,9 @@ def tiny_rates_arrays() -> dict[str, np.ndarray]:
                                        [chain.sparse_operator(f"sx:{j}") for j in range(3)],
                                        bath_list, set_size=set_size)
         tally = ru.new_rate_tally(g.dimension, np.linspace(0, 10, 6), 3, 200, 100000)
-        initial = ru.make_rate_initial(g, "eigenstate", -1)
+        initial = ru.make_rate_initial(g, InitialState("eigenstate", index=-1))
         jumps = rate_kernels.run_rate_chunk(ru.pack_rate_engine(g), initial, tally,
-                                            unravel.seed_key(TINY_SEED), 0, 200, 3)
+                                            seed_key(TINY_SEED), 0, 200, 3)
         tally = tally._replace(taken=tally.taken[:tally.n_taken[0]])  # the rest is unwritten
         name = f"rates{set_size}"
         out.update({f"{name}/{field}": np.asarray(getattr(tally, field))

@@ -25,9 +25,9 @@ from analysis.balance import detailed_balance
 from analysis.load import Result
 from analysis.reference import Reference, rebuild, steady_state
 from analysis.stats import moments, poisson_interval
-from jumps.config import load_config
 from jumps.errors import ConfigError
-from jumps.run import run_exact, run_trajectories
+from jumps.runtime.config import load_config
+from jumps.runtime.driver import run_exact, run_trajectories
 
 REPO = Path(__file__).resolve().parents[1]
 

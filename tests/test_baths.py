@@ -12,7 +12,7 @@ import pytest
 from scipy.integrate import quad
 from scipy.special import expi
 
-from jumps import baths
+from jumps.physics import baths
 
 ETA, CUTOFF = 0.07, 3.0
 LAMBDA = 0.3

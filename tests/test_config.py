@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from jumps.config import load_config
 from jumps.errors import ConfigError
-from jumps.matrices import dense
+from jumps.physics.matrices import dense
+from jumps.runtime.config import load_config
 
 
 def test_bad_input_names_the_field(bad_case, tmp_path):
@@ -30,7 +30,7 @@ def test_good_config(good_config):
     assert set(config.observables) == {"energy", "sz_0", "sx"}
     np.testing.assert_allclose(dense(config.observables["sz_0"]), np.diag([1.0, -1.0]))
     np.testing.assert_allclose(config.times, np.linspace(0, 4.0, 9))
-    assert config.store_density == "full"
+    assert config.density_matrix == "full"
     assert config.initial_state.index == 1
 
 

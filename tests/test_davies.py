@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jumps import baths, davies, exact, models
+from jumps.generators.channels import generator as davies
+from jumps.physics import baths, exact, models, spectrum
 
 SX = np.array([[0, 1], [1, 0]], dtype=complex)
 SZ = np.diag([1.0, -1.0]).astype(complex)
@@ -375,8 +376,8 @@ def rotated_eigh(rng, original):
     def eigh(matrix, *args, **kwargs):
         energies, vectors = original(matrix, *args, **kwargs)
         vectors = vectors.astype(complex)
-        tol = davies.default_degeneracy_tol(energies)
-        level_ptr, _ = davies.group_levels(energies, tol)
+        tol = spectrum.default_degeneracy_tol(energies)
+        level_ptr, _ = spectrum.group_levels(energies, tol)
         for lo, hi in itertools.pairwise(level_ptr):
             vectors[:, lo:hi] = vectors[:, lo:hi] @ random_unitary(rng, hi - lo)
         return energies, vectors
@@ -476,9 +477,9 @@ def test_dropped_weight_reported():
 def test_info_reports_margin_and_dropped_weight():
     """``jumps info`` text carries the secular margin and the dropped weight (1e-28 for the
     matrix of test_dropped_weight_reported), formatted from the generator's own numbers."""
-    from jumps.build import build
-    from jumps.config import parse_config
-    from jumps.info import info_text
+    from jumps.runtime.build import build
+    from jumps.runtime.config import parse_config
+    from jumps.runtime.info import info_text
 
     raw = {"system": {"hamiltonian": [[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0]]},
            "baths": [{"coupling": [[0.0, 1.0, 1e-14], [1.0, 0.0, 0.0], [1e-14, 0.0, 0.0]],
@@ -510,7 +511,7 @@ def test_cluster_frequencies_groups_within_tolerance():
     has frequency exactly 0, the others the midpoint of their extremes (davies docstring)."""
     tol = 1e-9
     gaps = np.array([1.0 + 4e-10, 0.0, 2.0, -3e-10, 1.0, 2.0 + 3e-9, 5e-10, -1.0, -1.0 - 4e-10])
-    cluster, frequency = davies.cluster_frequencies(gaps, tol)
+    cluster, frequency = spectrum.cluster_frequencies(gaps, tol)
     groups = [[1, 3, 6], [0, 4], [2], [5], [7, 8]]
     for group in groups:
         assert len(set(cluster[group])) == 1

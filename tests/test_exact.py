@@ -20,7 +20,8 @@ import scipy.linalg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jumps import baths, davies, exact, models
+from jumps.generators.channels import generator as davies
+from jumps.physics import baths, exact, models
 
 qutip = pytest.importorskip("qutip")
 

@@ -19,7 +19,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from jumps import baths, davies, kernels, models, unravel
+from jumps.core import random as streams
+from jumps.core.lanes import segmented_cumsum
+from jumps.core.random import seed_key
+from jumps.generators.channels import generator as davies
+from jumps.physics import baths, models
 
 REPO = Path(__file__).resolve().parents[1]
 MASK = (1 << 64) - 1
@@ -57,7 +61,7 @@ def ref_xoshiro_next(s: list[int]) -> int:
 
 
 def ref_seed_trajectory(key: tuple[int, int], trajectory: int) -> list[int]:
-    """The per-trajectory seeding of ``kernels.seed_trajectory``, in plain integers."""
+    """The per-trajectory seeding of ``streams.seed_trajectory``, in plain integers."""
     x = key[0] ^ ((trajectory * 0xD1B54A32D192ED03) & MASK)
     x, first = ref_splitmix64(x)
     x = first ^ key[1]
@@ -90,7 +94,7 @@ def test_jitted_splitmix64_matches_reference():
     """Oracle: the plain-Python splitmix64. Bit for bit, including the carried state."""
     x = 0x0123456789ABCDEF
     for _ in range(50):
-        jit_state, jit_value = kernels._splitmix64(np.uint64(x))
+        jit_state, jit_value = streams._splitmix64(np.uint64(x))
         x_ref, value = ref_splitmix64(x)
         assert (int(jit_state), int(jit_value)) == (x_ref, value)
         x = value
@@ -101,36 +105,36 @@ def test_jitted_stream_matches_reference_bit_for_bit(seed):
     """Oracle: the plain-Python xoshiro256** seeded by the plain-Python per-trajectory seeding.
     The jitted state after seeding and after every draw, and every uniform double, must be
     identical (doubles compared with ==: the conversion is exact)."""
-    key = unravel.seed_key(seed)
+    key = seed_key(seed)
     for trajectory in (0, 1, 2, 12345, 2**31 + 17):
         state = np.empty(4, dtype=np.uint64)
-        kernels.seed_trajectory(key, trajectory, state)
+        streams.seed_trajectory(key, trajectory, state)
         ref = ref_seed_trajectory((int(key[0]), int(key[1])), trajectory)
         assert [int(v) for v in state] == ref
         for _ in range(200):
-            assert kernels.uniform(state) == ref_uniform(ref)
+            assert streams.uniform(state) == ref_uniform(ref)
         assert [int(v) for v in state] == ref
 
 
 def test_seed_trajectory_is_a_pure_function_of_key_and_index():
     """A trajectory's stream depends only on (key, index): the same pair gives the same state
     whatever was seeded before; changing either gives a different state. Exact comparisons."""
-    key = unravel.seed_key(11)
+    key = seed_key(11)
     first = np.empty(4, dtype=np.uint64)
-    kernels.seed_trajectory(key, 5, first)
+    streams.seed_trajectory(key, 5, first)
     scratch = np.empty(4, dtype=np.uint64)
     for other in (0, 6, 99):
-        kernels.seed_trajectory(key, other, scratch)
-        kernels.uniform(scratch)
+        streams.seed_trajectory(key, other, scratch)
+        streams.uniform(scratch)
     again = np.empty(4, dtype=np.uint64)
-    kernels.seed_trajectory(key.copy(), 5, again)
+    streams.seed_trajectory(key.copy(), 5, again)
     assert np.array_equal(first, again)
     neighbour = np.empty(4, dtype=np.uint64)
-    kernels.seed_trajectory(key, 6, neighbour)
+    streams.seed_trajectory(key, 6, neighbour)
     assert not np.array_equal(first, neighbour)
-    kernels.seed_trajectory(unravel.seed_key(12), 5, neighbour)
+    streams.seed_trajectory(seed_key(12), 5, neighbour)
     assert not np.array_equal(first, neighbour)
-    assert np.array_equal(unravel.seed_key(11), key)
+    assert np.array_equal(seed_key(11), key)
 
 
 def test_uniform_moments():
@@ -138,9 +142,9 @@ def test_uniform_moments():
     standard error sqrt((mu4 - sigma^4) / n) with mu4 = 1/80. Tolerance 4 standard errors
     (fixed seed); all draws in [0, 1)."""
     state = np.empty(4, dtype=np.uint64)
-    kernels.seed_trajectory(unravel.seed_key(3), 0, state)
+    streams.seed_trajectory(seed_key(3), 0, state)
     n = 200_000
-    draws = np.array([kernels.uniform(state) for _ in range(n)])
+    draws = np.array([streams.uniform(state) for _ in range(n)])
     assert draws.min() >= 0.0 and draws.max() < 1.0
     assert abs(draws.mean() - 0.5) < 4 * np.sqrt(1 / 12 / n)
     assert abs(draws.var(ddof=1) - 1 / 12) < 4 * np.sqrt((1 / 80 - 1 / 144) / n)
@@ -151,13 +155,13 @@ def test_first_draws_of_consecutive_trajectories_are_independent_uniforms():
     consecutive integers). Oracle: U[0, 1) for the first draw of 20000 consecutive trajectories
     (Kolmogorov-Smirnov, p > 1e-3) and zero lag-1 correlation between neighbours (4 standard
     errors, 1/sqrt(n))."""
-    key = unravel.seed_key(5)
+    key = seed_key(5)
     n = 20_000
     state = np.empty(4, dtype=np.uint64)
     first = np.empty(n)
     for i in range(n):
-        kernels.seed_trajectory(key, i, state)
-        first[i] = kernels.uniform(state)
+        streams.seed_trajectory(key, i, state)
+        first[i] = streams.uniform(state)
     assert stats.kstest(first, "uniform").pvalue > 1e-3
     assert abs(np.corrcoef(first[:-1], first[1:])[0, 1]) < 4 / np.sqrt(n)
 
@@ -167,7 +171,7 @@ def test_segmented_cumsum():
     values = np.array([1.0, 2.0, 3.0, 10.0, 1e-20, 5.0])
     ptr = np.array([0, 3, 3, 5, 6])
     expected = np.concatenate([np.cumsum(values[0:3]), np.cumsum(values[3:5]), values[5:]])
-    assert np.array_equal(kernels.segmented_cumsum(values, ptr), expected)
+    assert np.array_equal(segmented_cumsum(values, ptr), expected)
 
 
 # -- waiting times -------------------------------------------------------------------------------
@@ -285,7 +289,7 @@ def test_first_waiting_time_solves_the_norm_equation(case):
     t_final = 50.0 / rate
     seed, ntraj = 105, 200
     records = helpers.first_jump_records(g, psi0, np.array([0.0, t_final]), seed, ntraj)
-    key = unravel.seed_key(seed)
+    key = seed_key(seed)
     checked = 0
     for i in range(ntraj):
         u = ref_uniform(ref_seed_trajectory((int(key[0]), int(key[1])), i))

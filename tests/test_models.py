@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from jumps import models
 from jumps.errors import ConfigError
+from jumps.physics import models
 
 SX = np.array([[0, 1], [1, 0]], dtype=complex)
 SY = np.array([[0, -1j], [1j, 0]])

@@ -14,9 +14,14 @@ import numpy as np
 import pytest
 import scipy.linalg as sl
 
-from jumps import baths, davies, models, rate_kernels, rates, unravel
-from jumps import rate_unravel as ru
+from jumps.core.random import seed_key
 from jumps.errors import ConfigError
+from jumps.generators.base import InitialState
+from jumps.generators.channels import generator as davies
+from jumps.generators.rates import generator as rates
+from jumps.generators.rates import kernels as rate_kernels
+from jumps.generators.rates import unravel as ru
+from jumps.physics import baths, models
 
 
 def chain(n: int = 5, hz: float = 0.5):
@@ -140,8 +145,8 @@ def test_degenerate_spectrum_is_refused():
 
 def run_rates(r, kind: str, times, ntraj: int, seed: int, chunk: int = 1000):
     engine = ru.pack_rate_engine(r)
-    initial = ru.make_rate_initial(r, kind, -1)
-    runner = ru.RateChunkRunner(engine, initial, times, unravel.seed_key(seed), ntraj)
+    initial = ru.make_rate_initial(r, InitialState(kind, index=-1))
+    runner = ru.RateChunkRunner(engine, initial, times, seed_key(seed), ntraj)
     for first in range(0, ntraj, chunk):
         runner.run(first, min(chunk, ntraj - first))
     return runner, ru.finalize_rates(r, runner.sums(), ntraj, [], np.zeros((0, r.dimension)), "none")
@@ -191,38 +196,47 @@ def test_bath_attribution_is_exact(any_split):
 
 @pytest.mark.parametrize("forced_exact", [False, True])
 def test_bath_choice_of_one_pair_is_exact(any_split, monkeypatch, forced_exact):
-    """The bath of a jump m -> n drawn 20000 times by ``_choose_bath`` against the channel
-    generator's per-bath shares of that pair: every bath within 4 binomial standard errors.
-    ``forced_exact`` makes every rounded decision ambiguous (``_rounded_bath`` -> -1), so the
-    exact paths of both levels (all baths for the set, the set's baths for the bath in it)
-    decide alone; otherwise the rounded 16- and 8-bit splits decide almost always."""
+    """The bath of every jump m -> n of one pair, drawn by the kernel the runs use
+    (``run_rate_chunk``: >= 20000 draws), against the channel generator's per-bath shares of
+    that pair: every bath within 4 binomial standard errors. ``forced_exact`` runs the kernel
+    as plain Python (its ``py_func``; the prefetch hint, an LLVM intrinsic, becomes a no-op)
+    with every rounded decision made ambiguous (``_rounded_bath`` -> -1), so that the exact
+    paths of both levels (all baths for the set, the set's baths for the bath in it) decide
+    alone; otherwise the rounded 16- and 8-bit splits decide almost always."""
     r, g = any_split
-    per_bath = per_bath_rates(g, r.n_baths)
+    per_bath = per_bath_rates(g, r.n_baths)                  # (a, m, n): R_a(m -> n)
     d = r.dimension
-    share = per_bath / np.maximum(per_bath.sum(axis=0), 1e-300)
-    # The pair whose least-likely bath is most likely: every bath well tested.
-    m, n = np.unravel_index(np.argmax(share.min(axis=0)), (d, d))
-    engine = ru.pack_rate_engine(r)
+    pair_rate = per_bath.sum(axis=0)
+    share = per_bath / np.maximum(pair_rate, 1e-300)
+    # The pair whose least-likely bath is most likely (every bath well tested), weighted by
+    # how often the pair is taken from its source.
+    taken = pair_rate / np.maximum(pair_rate.sum(axis=1, keepdims=True), 1e-300)
+    m, n = np.unravel_index(np.argmax(share.min(axis=0) * taken), (d, d))
+    run = rate_kernels.run_rate_chunk
     if forced_exact:
         monkeypatch.setattr(rate_kernels, "_rounded_bath", lambda *args: -1)
-        choose = rate_kernels._choose_bath.py_func
-    else:
-        choose = rate_kernels._choose_bath
-    state = np.array([0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB, 12345],
-                     dtype=np.uint64)
-    weights, exact = np.zeros(r.n_baths), np.zeros(1, dtype=np.int64)
-    draws = 20000
-    chosen = np.array([choose(engine, m, n, m * d + n, state, weights, exact)
-                       for _ in range(draws)])
+        monkeypatch.setattr(rate_kernels, "prefetch", lambda array, index: None)
+        run = run.py_func
+    ntraj, capacity = 300, 200000
+    times = np.array([0.0, 100.0 / r.level_rate[m]])
+    tally = ru.new_rate_tally(d, times, r.n_baths, ntraj, capacity)
+    run(ru.pack_rate_engine(r), ru.make_rate_initial(r, InitialState("eigenstate", index=m)),
+        tally, seed_key(12), 0, ntraj)
+    jumps = int(tally.n_taken[0])
+    assert jumps <= capacity
+    keys = tally.taken[:jumps]
+    chosen = (keys // (d * d))[((keys // d) % d == m) & (keys % d == n)]
+    draws = chosen.size
+    assert draws >= 20000
     counts = np.bincount(chosen, minlength=r.n_baths)
     p = share[:, m, n]
     assert p.min() > 0.05
     z = (counts - draws * p) / np.sqrt(draws * p * (1 - p))
     assert np.max(np.abs(z)) < 4.0, z
     if forced_exact:
-        assert exact[0] >= draws
-    elif r.set_size == 1:
-        assert exact[0] < 10
+        assert tally.exact_decisions[0] >= jumps
+    elif r.set_size == 1:  # a flat 16-bit split: ~1.5e-5 exact decisions per boundary
+        assert tally.exact_decisions[0] < 10 * jumps / 20000
 
 
 def test_heat_is_minus_the_energy_change(pair):
@@ -230,10 +244,10 @@ def test_heat_is_minus_the_energy_change(pair):
     system lost, E(start) - E(end), exactly up to rounding of the sum (1e-10)."""
     _, _, _, r, _ = pair
     engine = ru.pack_rate_engine(r)
-    initial = ru.make_rate_initial(r, "eigenstate", -1)
+    initial = ru.make_rate_initial(r, InitialState("eigenstate", index=-1))
     tally = ru.new_rate_tally(r.dimension, np.linspace(0.0, 30.0, 2), r.n_baths, 50, 100000)
     tally = tally._replace(log_time=np.zeros(100000), log_channel=np.zeros(100000, dtype=np.int64))
-    rate_kernels.run_rate_chunk(engine, initial, tally, unravel.seed_key(2), 0, 50, 1)
+    rate_kernels.run_rate_chunk(engine, initial, tally, seed_key(2), 0, 50, 1)
     keys = tally.log_channel[:tally.log_count[0]]
     d = r.dimension
     source, target = (keys // d) % d, keys % d
@@ -252,11 +266,11 @@ def test_records_do_not_depend_on_lanes_or_chunks(pair):
     _, _, _, r, _ = pair
     times = np.linspace(0.0, 20.0, 11)
     engine = ru.pack_rate_engine(r)
-    initial = ru.make_rate_initial(r, "eigenstate", -1)
+    initial = ru.make_rate_initial(r, InitialState("eigenstate", index=-1))
 
     def tally(lanes):
         t = ru.new_rate_tally(r.dimension, times, r.n_baths, 300, 100000)
-        rate_kernels.run_rate_chunk(engine, initial, t, unravel.seed_key(5), 0, 300, lanes)
+        rate_kernels.run_rate_chunk(engine, initial, t, seed_key(5), 0, 300, lanes)
         return t
 
     one, many = tally(1), tally(16)
@@ -286,9 +300,14 @@ def test_gibbs_start_stays_gibbs():
 
 
 def test_initial_superposition_is_refused(pair):
+    """A plan of the rates generator from a pure state that is no eigenstate is refused,
+    naming the field (the rule lives in the generator's unravelling)."""
+    from jumps.runtime.plan import Plan
+
     _, _, _, r, _ = pair
+    state = InitialState("product", vector=np.ones(r.dimension) / np.sqrt(r.dimension))
     with pytest.raises(ConfigError, match="initial_state.kind"):
-        ru.make_rate_initial(r, "product", None)
+        Plan.create(r, state, np.linspace(0.0, 1.0, 3), 10, 0, {}, "auto")
 
 
 CONFIG = {
@@ -306,8 +325,8 @@ def test_generator_cache_round_trip(tmp_path, monkeypatch):
     temperature is another key; run.cache = false never writes."""
     import copy
 
-    from jumps import build as build_module
-    from jumps.config import parse_config
+    from jumps.runtime import build as build_module
+    from jumps.runtime.config import parse_config
 
     monkeypatch.setenv("JUMPS_CACHE_DIR", str(tmp_path))
     config = parse_config(copy.deepcopy(CONFIG))
@@ -331,8 +350,8 @@ def test_generator_cache_round_trip(tmp_path, monkeypatch):
 def test_auto_falls_back_to_channels_for_a_degenerate_spectrum(tmp_path, monkeypatch):
     """The spectrum of 8 collective qubits is degenerate: auto builds the channel generator
     instead; an explicit generator = 'rates' is a ConfigError."""
-    from jumps import build as build_module
-    from jumps.config import parse_config
+    from jumps.runtime import build as build_module
+    from jumps.runtime.config import parse_config
 
     monkeypatch.setenv("JUMPS_CACHE_DIR", str(tmp_path))
     raw = {"system": {"model": "collective_qubits", "params": {"n": 8}},
@@ -351,10 +370,11 @@ def test_estimate_refuses_what_does_not_fit(monkeypatch):
     ConfigError naming the system and both sizes."""
     import copy
 
-    from jumps import build as build_module
-    from jumps.config import parse_config
+    from jumps.runtime import build as build_module
+    from jumps.runtime.config import parse_config
 
     monkeypatch.setattr(rates, "available_memory", lambda: 1e6)
+    monkeypatch.setattr(build_module, "available_memory", lambda: 1e6)
     with pytest.raises(ConfigError, match="GiB"):
         build_module.check_fits(parse_config(copy.deepcopy(CONFIG)), "rates")
 
@@ -419,7 +439,7 @@ def test_rates_generator_refuses_a_full_density_matrix():
     work); with 'auto' at small d it stores the diagonal."""
     import copy
 
-    from jumps.config import parse_config
+    from jumps.runtime.config import parse_config
 
     raw = copy.deepcopy(CONFIG)
     raw["run"].update(generator="rates", density_matrix="full")

@@ -17,8 +17,9 @@ import helpers
 import numpy as np
 import pytest
 
-from jumps import config as config_module
-from jumps import run as run_module
+from jumps import generators
+from jumps.runtime import config as config_module
+from jumps.runtime import driver as run_module
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -90,7 +91,8 @@ def in_process(config_path: Path, trajectories: int, seed: int):
     generator, _ = run_module.build(config)
     return helpers.unravel_in_process(generator, config.initial_state.vector, config.times,
                                       config.observables, trajectories, seed,
-                                      density=config.store_density)
+                                      density=generators.of(generator).stored_density(
+                                          config.density_matrix, generator.dimension))
 
 
 @pytest.fixture(scope="module")

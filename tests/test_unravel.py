@@ -26,7 +26,11 @@ import helpers
 import numpy as np
 import pytest
 
-from jumps import baths, davies, exact, kernels, models, unravel
+from jumps.core.random import seed_key
+from jumps.core.sums import Accumulator, mean_stderr
+from jumps.generators.channels import generator as davies
+from jumps.generators.channels import kernels, unravel
+from jumps.physics import baths, exact, models
 
 UP, DOWN = np.array([1.0, 0.0]), np.array([0.0, 1.0])
 SINGLET = (np.kron(UP, DOWN) - np.kron(DOWN, UP)) / np.sqrt(2)
@@ -294,7 +298,7 @@ def test_mean_stderr_of_synthetic_samples():
     rng = np.random.default_rng(2024)
     n = 5000
     samples = rng.normal(3.0, 2.0, size=(n, 6))
-    mean, stderr = unravel.mean_stderr(samples.sum(0), (samples**2).sum(0), n)
+    mean, stderr = mean_stderr(samples.sum(0), (samples**2).sum(0), n)
     np.testing.assert_allclose(mean, samples.mean(0), rtol=1e-12)
     np.testing.assert_allclose(stderr, samples.std(0, ddof=1) / np.sqrt(n), rtol=1e-9)
     assert np.all(np.abs(mean - 3.0) < 4 * 2.0 / np.sqrt(n))
@@ -304,12 +308,12 @@ def test_mean_stderr_of_synthetic_samples():
 
 def test_mean_stderr_edge_cases():
     """One sample has no error estimate (inf, not 0)."""
-    mean, stderr = unravel.mean_stderr(np.array([0.3]), np.array([0.09]), 1)
+    mean, stderr = mean_stderr(np.array([0.3]), np.array([0.09]), 1)
     assert mean[0] == 0.3 and np.isinf(stderr[0])
 
 
 def test_identical_trajectories_have_zero_error_bar():
-    """unravel.mean_stderr promises that a quantity equal in every trajectory (such as the
+    """mean_stderr promises that a quantity equal in every trajectory (such as the
     initial state) has error exactly 0: sum x^2 - (sum x)^2 / n is then pure rounding noise.
     Oracle: that contract, on sums accumulated one trajectory at a time as the kernel does
     (x = 0.3, n = 4000), and on the t = 0 row of a real run (4000 trajectories from one
@@ -319,7 +323,7 @@ def test_identical_trajectories_have_zero_error_bar():
     for _ in range(n):
         total += value
         total_sq += value * value
-    mean, stderr = unravel.mean_stderr(np.array([total]), np.array([total_sq]), n)
+    mean, stderr = mean_stderr(np.array([total]), np.array([total_sq]), n)
     assert mean[0] == pytest.approx(value, rel=1e-13)
     assert stderr[0] == 0.0, f"stderr of {n} identical values: {stderr[0]:.3g}"
     r = result("two_level")
@@ -328,7 +332,7 @@ def test_identical_trajectories_have_zero_error_bar():
 
 
 def test_accumulator_merges_chunks_like_one_sum():
-    """Chunks of synthetic samples merged by unravel.Accumulator give the sums of the whole
+    """Chunks of synthetic samples merged by Accumulator give the sums of the whole
     sample: floats to 1e-12 relative (oracle: math.fsum, exact rounding), integers exactly;
     the result does not depend on the chunk order beyond rounding; the first chunk's array is
     copied, not aliased."""
@@ -340,7 +344,7 @@ def test_accumulator_merges_chunks_like_one_sum():
     bounds = [0, 1, 17, 500, 501, 2999, 3000]
     chunks = [{"x": samples[a:b].sum(0), "x2": (samples[a:b] ** 2).sum(0), "k": counts[a:b].sum(0)}
               for a, b in itertools.pairwise(bounds)]
-    forward, backward = unravel.Accumulator(), unravel.Accumulator()
+    forward, backward = Accumulator(), Accumulator()
     for chunk in chunks:
         forward.add(chunk)
     for chunk in reversed(chunks):
@@ -364,7 +368,7 @@ def test_accumulator_is_compensated():
         naive += v
     assert naive != 1000.0
     for order in (values, values[::-1], values[1:] + values[:1]):
-        accumulator = unravel.Accumulator()
+        accumulator = Accumulator()
         for v in order:
             accumulator.add({"x": np.array([v])})
         assert accumulator.sums()["x"][0] == 1000.0
@@ -469,8 +473,8 @@ def _chunked(case: Case, seed: int, bounds: list[int]):
     initial = unravel.make_initial(case.generator, case.psi0)
     template = unravel.new_tally(case.generator, engine, case.times, case.observables,
                                  case.density, 0)
-    key = unravel.seed_key(seed)
-    accumulator = unravel.Accumulator()
+    key = seed_key(seed)
+    accumulator = Accumulator()
     heat, n_jumps = [], []
     for first, last in itertools.pairwise(bounds):
         tally = unravel.fresh_tally(template, last - first)
@@ -525,7 +529,7 @@ def test_results_do_not_depend_on_the_number_of_lanes(name):
     engine = unravel.pack_engine(case.generator)
     initial = unravel.make_initial(case.generator, case.psi0)
     template = unravel.new_tally(case.generator, engine, times, case.observables, case.density, 0)
-    key = unravel.seed_key(4)
+    key = seed_key(4)
 
     def run(lanes):
         tally = unravel.fresh_tally(template, 200)

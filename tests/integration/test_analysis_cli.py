@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from analysis.cli import main
-from jumps.config import load_config
-from jumps.run import run_exact, run_trajectories
+from jumps.runtime.config import load_config
+from jumps.runtime.driver import run_exact, run_trajectories
 
 REPO = Path(__file__).resolve().parents[2]
 

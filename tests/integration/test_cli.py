@@ -53,7 +53,7 @@ def test_bad_input_exit_status_and_one_line(cli_bad_case, bad_outcomes):
 def test_bad_input_in_process(bad_case, command, tmp_path, capsys):
     """Every bad case through ``jumps.cli.main`` for each command: return value 2, one line on
     stderr naming the field, nothing on stdout (an uncaught exception would fail the test)."""
-    from jumps.cli import main
+    from jumps.runtime.cli import main
 
     path, field = bad_case.write(tmp_path)
     out = ["--out", str(tmp_path / "out")] if command != "info" else []
@@ -71,7 +71,7 @@ def test_bad_input_in_process(bad_case, command, tmp_path, capsys):
 def test_zero_coupling_exits_2(command, tmp_path, capsys):
     """A zero coupling matrix passes config validation but not the generator: still exit 2 with
     one line naming the coupling (regression: IndexError, exit 1)."""
-    from jumps.cli import main
+    from jumps.runtime.cli import main
 
     path = tmp_path / "zero.toml"
     path.write_text('[system]\nmodel = "two_level"\n[[baths]]\n'
@@ -98,9 +98,9 @@ def test_exact_writes_results_and_refuses_overwrite(good_config, tmp_path):
     expect_<name> and rho (density_matrix = "full"); the arrays agree with the in-process
     solver (1e-13); a second run without --force exits 2 with one line and leaves the result
     untouched; with --force it succeeds."""
-    from jumps import exact as exact_module
-    from jumps.build import build
-    from jumps.config import load_config
+    from jumps.physics import exact as exact_module
+    from jumps.runtime.build import build
+    from jumps.runtime.config import load_config
 
     out = tmp_path / "result"
     result = run_jumps("exact", good_config, "--out", out)

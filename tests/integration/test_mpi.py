@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jumps.io import read_results
+from jumps.runtime.io import read_results
 
 pytestmark = pytest.mark.mpi
 

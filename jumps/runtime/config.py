@@ -1,4 +1,4 @@
-"""Run configuration: the TOML file of DESIGN.md section 5, validated into plain objects.
+"""Run configuration: the TOML file (README, "Configuration"), validated into plain objects.
 
 Every problem is a :class:`ConfigError` naming the field (``baths[1].temperature``) and the
 reason; nothing here runs physics beyond building matrices.
@@ -14,32 +14,21 @@ from typing import Any
 
 import numpy as np
 
-from . import baths as baths_module
-from .baths import Bath
-from .errors import ConfigError
-from .models import Model, build_model, check_hermitian, explicit, product_state
+from .. import generators
+from ..errors import ConfigError
+from ..generators.base import DENSITY_MODES, INITIAL_KINDS, InitialState
+from ..physics import baths as baths_module
+from ..physics.baths import Bath
+from ..physics.models import Model, build_model, check_hermitian, explicit, product_state
 
 SECTIONS = {"system", "baths", "initial_state", "run"}
 SYSTEM_KEYS = {"model", "params", "hamiltonian", "operators", "degeneracy_tol", "drop_tol"}
 BATH_KEYS = {"coupling", "spectral_density", "eta", "cutoff", "reorganization", "table",
-             "temperature", "beta", "lamb_shift", "name"}
+             "temperature", "beta", "lamb_shift"}
 INITIAL_KEYS = {"kind", "index", "state", "vector"}
 RUN_KEYS = {"t_final", "n_times", "trajectories", "seed", "observables", "density_matrix",
             "lamb_shift", "chunk_size", "checkpoint_seconds", "record_jumps", "generator",
             "cache"}
-GENERATORS = ("auto", "channels", "rates")
-DENSITY_MODES = ("full", "diagonal", "none", "auto")
-AUTO_FULL_DIMENSION = 64
-
-
-@dataclass(frozen=True)
-class InitialState:
-    """``kind``: eigenstate | basis | product | gibbs | vector; ``vector`` for pure states
-    (user's basis, normalised) or None for ``gibbs``; ``index`` for eigenstate/basis."""
-
-    kind: str
-    vector: np.ndarray | None = None
-    index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -72,12 +61,6 @@ class RunConfig:
     def times(self) -> np.ndarray:
         return np.linspace(0.0, self.t_final, self.n_times)
 
-    @property
-    def store_density(self) -> str:
-        """``full``, ``diagonal`` or ``none`` (``auto`` resolved by the dimension)."""
-        if self.density_matrix == "auto":
-            return "full" if self.model.dimension <= AUTO_FULL_DIMENSION else "diagonal"
-        return self.density_matrix
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
@@ -130,14 +113,10 @@ def parse_config(raw: dict, base: Path = Path("."), source: str = "") -> RunConf
     if density not in DENSITY_MODES:
         raise ConfigError("run.density_matrix", f"must be one of {', '.join(DENSITY_MODES)}, got {density!r}")
     generator = run.get("generator", "auto")
-    if generator not in GENERATORS:
-        raise ConfigError("run.generator", f"must be one of {', '.join(GENERATORS)}, got {generator!r}")
-    if generator == "rates" and initial.kind not in ("eigenstate", "gibbs"):
-        raise ConfigError("initial_state.kind", "the rates generator runs trajectories between "
-                                                "eigenstates: start in an eigenstate or gibbs")
-    if generator == "rates" and density == "full":
-        raise ConfigError("run.density_matrix", "the rates generator has no coherences to store: "
-                                                "use 'diagonal' or 'none'")
+    if generator != "auto":  # a named generator must exist and accept the run
+        if not isinstance(generator, str):
+            raise ConfigError("run.generator", f"must be a generator's name, got {generator!r}")
+        generators.get(generator).check(initial, density)
     system = raw["system"]
     degeneracy_tol = system.get("degeneracy_tol")
     if degeneracy_tol is not None:
@@ -368,7 +347,7 @@ def _initial_state(table: dict, model: Model, base: Path) -> InitialState:
         if norm == 0:
             raise ConfigError(f"{where}.vector", "is zero")
         return InitialState(kind, vector / norm)
-    raise ConfigError(f"{where}.kind", f"must be eigenstate, basis, product, gibbs or vector, got {kind!r}")
+    raise ConfigError(f"{where}.kind", f"must be one of {', '.join(INITIAL_KINDS)}, got {kind!r}")
 
 
 def _observables(spec: Any, model: Model, base: Path) -> dict[str, np.ndarray]:

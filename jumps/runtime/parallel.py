@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 # Environment variables set by MPI launchers (MPICH/Hydra, Open MPI, PMIx, Intel MPI, Slurm PMI).
 _LAUNCHER_VARIABLES = ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK",

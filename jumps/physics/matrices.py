@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 def is_sparse(matrix: Any) -> bool:

@@ -12,7 +12,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,15 +66,15 @@ def _command(args: argparse.Namespace) -> int:
         print(info_text(config, generator, built))
         return 0
     if args.command == "exact":
-        from .run import run_exact
+        from .driver import run_exact
 
         config = load_config(args.config)
         out = args.out or _default_out(args.config, "-exact")
         run_exact(config, out, force=args.force)
         print(f"exact solution written to {out}")
         return 0
+    from .driver import run_trajectories
     from .parallel import agree_or_exit, get_comm
-    from .run import run_trajectories
 
     if args.trajectories is not None and args.trajectories < 1:
         raise ConfigError("--trajectories", f"must be >= 1, got {args.trajectories}")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .matrices import check_hermitian, dense, sparse
 
 __all__ = ["MODELS", "Model", "build_model", "check_hermitian", "explicit", "product_state"]

@@ -1,17 +1,10 @@
 """Which generator a config gets, what it will cost, and the on-disk generator cache.
 
-Two generators describe the same Davies master equation:
-
-- ``channels`` (:mod:`jumps.davies`): every channel ``(bath, Bohr frequency)`` with its sparse
-  jump operator. Any spectrum, any initial state, coherences, the full density matrix; memory
-  ~``n_baths d^2`` entries, so up to d ~ 2048.
-- ``rates`` (:mod:`jumps.rates`): the rates between eigenstates of a non-degenerate spectrum,
-  for trajectories that start in an eigenstate or the Gibbs state (they then stay in
-  eigenstates, exactly). Memory ~``d^2`` numbers, build time near the BLAS floor: up to 14 spins.
-
-``auto`` takes ``rates`` for d >= 256 when the initial state is an eigenstate or Gibbs and no
-full density matrix is asked for, and ``channels`` otherwise (and when the spectrum turns out
-degenerate). The cache keeps a built generator under a hash of everything it depends on.
+The generators (:mod:`jumps.generators`) describe the same Davies master equation; this module
+picks one for a config (``run.generator``, or for ``auto`` the registry's preference among those
+that accept the run), estimates its memory and build time before building, builds it (falling
+back to the next candidate when a build finds it :class:`~jumps.generators.NotApplicable`),
+and keeps a built generator on disk under a hash of everything it depends on.
 """
 
 from __future__ import annotations
@@ -22,34 +15,34 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
-from . import rates
+from .. import generators
+from ..core.memory import available_memory
+from ..errors import ConfigError
+from ..generators.base import file_digest
+from ..physics.matrices import is_real, sparse
 from .config import RunConfig
-from .davies import DaviesGenerator, build_generator
-from .errors import ConfigError
-from .matrices import is_real, sparse
 
-AUTO_RATES_DIMENSION = 256
-GENERATOR_KINDS = ("auto", "channels", "rates")
+# Generators of this dimension and above are cached: smaller ones build in under a second.
+CACHE_MIN_DIMENSION = 256
 CACHE_VERSION = 1  # the file layout; the code's own hash is in the key too (_code_hash)
-# Bytes per stored eigenbasis entry of the channel generator and its kernel tables, measured
-# on the 10-spin chain (10.5e6 entries; row, column, value, channel, transition table, pairs).
-CHANNEL_BYTES_PER_ENTRY = 150
+# A build may take this fraction of the available memory at its peak.
+MEMORY_FRACTION = 0.9
 
 
 def wanted_kind(config: RunConfig) -> str:
-    """The generator the config asks for (``auto`` resolved before the spectrum is known)."""
-    if config.generator != "auto":
-        return config.generator
-    pure_start = config.initial_state.kind in ("eigenstate", "gibbs")
-    if config.model.dimension >= AUTO_RATES_DIMENSION and pure_start and config.store_density != "full":
-        return "rates"
-    return "channels"
+    """The generator the config asks for, before building (``auto``: the registry's first
+    candidate for this dimension, initial state and density mode)."""
+    return _candidates(config)[0].name
+
+
+def _candidates(config: RunConfig):
+    return generators.candidates(config.generator, config.model.dimension, config.initial_state,
+                                 config.density_matrix)
 
 
 # -- estimates ----------------------------------------------------------------------------------
@@ -70,7 +63,7 @@ class Estimate:
 
     @property
     def fits(self) -> bool:
-        return self.memory_bytes < 0.9 * self.available_bytes
+        return self.memory_bytes < MEMORY_FRACTION * self.available_bytes
 
     def lines(self) -> list[str]:
         gib = 2.0**30
@@ -127,18 +120,11 @@ def estimate(config: RunConfig, kind: str | None = None) -> Estimate:
                           and all(is_real(A) for A in config.couplings))
     factor = 4.0 if complex_values else 1.0  # complex arithmetic: four real products
     speed = _calibrate()
-    # Small products run below BLAS speed: the calibration at 512 overestimates large d a bit.
+    # Large matrices run somewhat faster per d^3 than the calibration's: errs on the long side.
     floor = factor * (speed["eigh"] + n_baths * speed["product"]) * d**3
-    if kind == "rates":
-        n_groups = len({b.key for b in config.baths})
-        memory = rates.memory_estimate(d, n_baths, complex_values, n_groups=n_groups)
-        peak, kept, seconds = memory["peak"], memory["kept"], 1.25 * floor + 0.5
-    else:
-        entries = n_baths * d * d
-        kept = entries * CHANNEL_BYTES_PER_ENTRY + 3 * 16 * d * d
-        peak, seconds = 1.3 * kept, floor + 2.3e-6 * entries + 0.5
-    return Estimate(kind, d, n_baths, float(peak), float(kept), rates.available_memory(),
-                    float(seconds), float(floor))
+    cost = generators.get(kind).cost(config, floor, complex_values)
+    return Estimate(kind, d, n_baths, float(cost.peak_bytes), float(cost.kept_bytes),
+                    available_memory(), float(cost.seconds), float(floor))
 
 
 def check_fits(config: RunConfig, kind: str) -> Estimate:
@@ -146,9 +132,7 @@ def check_fits(config: RunConfig, kind: str) -> Estimate:
     guess = estimate(config, kind)
     if not guess.fits:
         gib = 2.0**30
-        pure = config.initial_state.kind in ("eigenstate", "gibbs")
-        hint = (" (the rates generator needs less: start in an eigenstate or the Gibbs state)"
-                if kind == "channels" and not pure else "")
+        hint = generators.get(kind).memory_hint(config)
         raise ConfigError("system", f"the {kind} generator of d = {guess.dimension} with "
                                     f"{guess.n_baths} baths needs ~{guess.memory_bytes / gib:.1f} "
                                     f"GiB, this machine has {guess.available_bytes / gib:.1f} GiB "
@@ -163,15 +147,31 @@ def build(config: RunConfig, kind: str | None = None, comm=None):
     """The config's generator: from the cache when one was built from the same inputs, else
     built (and cached when ``run.cache`` is on and the build is not trivial).
 
-    With a communicator of several ranks call it on all of them: the rates generator is then
-    built by all ranks together (:func:`jumps.rates.build_rate_generator`), the channel
-    generator by rank 0; every decision is taken on rank 0 and broadcast, so that a ConfigError
-    is raised on every rank or on none. Returns ``(generator, info)`` (``generator`` is None
-    on ranks other than 0) with ``info = {"kind", "cached", "build_seconds"}``.
+    ``kind`` forces a generator (default: the config's choice). With a communicator of several
+    ranks call it on all of them: the generator decides which ranks build (the rates generator
+    is built by all ranks together, the channel generator by rank 0); every decision here is
+    taken on rank 0 and broadcast, so that a ConfigError is raised on every rank or on none.
+    Returns ``(generator, info)`` (``generator`` is None on ranks other than 0) with
+    ``info = {"kind", "cached", "build_seconds"}``.
     """
     comm = comm if comm is not None else _OneRank()
-    kind = kind or wanted_kind(config)
+    choices = [generators.get(kind)] if kind else _candidates(config)
     start = time.perf_counter()
+    for position, unravelling in enumerate(choices):
+        fallback = position + 1 < len(choices)
+        generator = _build_one(config, unravelling, comm, fallback)
+        if generator is not None:
+            generator, cached = generator
+            return generator, {"kind": unravelling.name, "cached": cached,
+                               "build_seconds": time.perf_counter() - start}
+    raise AssertionError("the last candidate either builds or raises")
+
+
+def _build_one(config: RunConfig, unravelling, comm, fallback: bool):
+    """``(generator, cache directory or None)``, or None when the generator does not apply
+    and ``fallback`` allows the next candidate (remembered in the cache, to skip the failing
+    build next time)."""
+    kind = unravelling.name
     directory = cache_directory(config, kind)
     generator = None
     if comm.rank == 0 and directory is not None and (directory / "meta.json").exists():
@@ -180,12 +180,11 @@ def build(config: RunConfig, kind: str | None = None, comm=None):
         except (OSError, KeyError, ValueError, TypeError):
             shutil.rmtree(directory, ignore_errors=True)  # damaged: build it again
     if comm.bcast(generator is not None if comm.rank == 0 else None):
-        return generator, {"kind": kind, "cached": str(directory),
-                           "build_seconds": time.perf_counter() - start}
-    degenerate = directory.with_name(directory.name + ".degenerate") if directory else None
-    known = comm.bcast(bool(degenerate and degenerate.exists()) if comm.rank == 0 else None)
-    if kind == "rates" and config.generator == "auto" and known:
-        return build(config, "channels", comm)  # known from an earlier run: no second eigh
+        return generator, str(directory)
+    marker = directory.with_name(directory.name + ".not-applicable") if directory else None
+    known = comm.bcast(bool(marker and marker.exists()) if comm.rank == 0 else None)
+    if fallback and known:
+        return None  # known from an earlier run: no second eigh
     failure = None
     if comm.rank == 0:
         try:
@@ -195,26 +194,17 @@ def build(config: RunConfig, kind: str | None = None, comm=None):
     failure = comm.bcast(failure)
     if failure is not None:
         raise ConfigError(*failure)
-    if kind == "rates":
-        try:
-            generator = rates.build_rate_generator(
-                config.model.stored_hamiltonian, config.couplings, config.baths,
-                degeneracy_tol=config.degeneracy_tol, lamb_shift=config.lamb_shift,
-                comm=comm if comm.is_parallel else None)
-        except ConfigError as error:
-            if config.generator == "auto" and "degenerate levels" in error.reason:
-                if degenerate is not None and comm.rank == 0:
-                    _touch(degenerate, error.reason)
-                return build(config, "channels", comm)
+    try:
+        generator = unravelling.build(config, comm)
+    except generators.NotApplicable as error:
+        if not fallback:
             raise
-    elif comm.rank == 0:
-        generator = build_generator(config.model.hamiltonian, config.couplings, config.baths,
-                                    degeneracy_tol=config.degeneracy_tol,
-                                    drop_tol=config.drop_tol, lamb_shift=config.lamb_shift)
-    seconds = time.perf_counter() - start
+        if marker is not None and comm.rank == 0:
+            _touch(marker, error.reason)
+        return None
     if directory is not None and comm.rank == 0:
         save(directory, generator, kind)
-    return generator, {"kind": kind, "cached": None, "build_seconds": seconds}
+    return generator, None
 
 
 class _OneRank:
@@ -247,7 +237,7 @@ def cache_key(config: RunConfig, kind: str) -> str | None:
     """Hash of everything the generator depends on, or None if something cannot be hashed
     (a bath defined by a Python function)."""
     digest = hashlib.sha256()
-    head = {"version": CACHE_VERSION, "code": _code_hash(), "kind": kind,
+    head = {"version": CACHE_VERSION, "code": _code_hash(kind), "kind": kind,
             "degeneracy_tol": config.degeneracy_tol, "drop_tol": config.drop_tol,
             "lamb_shift": config.lamb_shift}
     for bath in config.baths:
@@ -264,18 +254,19 @@ def cache_key(config: RunConfig, kind: str) -> str | None:
     return digest.hexdigest()[:24]
 
 
-def _code_hash() -> str:
-    """Hash of the modules a generator is computed by: a changed algorithm is a new key."""
-    digest = hashlib.sha256()
-    here = Path(__file__).resolve().parent
-    for name in ("baths.py", "davies.py", "rates.py", "kernels.py", "matrices.py"):
-        digest.update((here / name).read_bytes())
-    return digest.hexdigest()[:12]
+def _code_hash(kind: str) -> str:
+    """Hash of the code a generator is computed by: its own subpackage, the shared core
+    (:mod:`jumps.core`), the physics (:mod:`jumps.physics`) and the interface. A changed
+    algorithm or constant is a new key."""
+    package = Path(__file__).resolve().parent.parent
+    shared = [*sorted((package / "core").glob("*.py")), *sorted((package / "physics").glob("*.py")),
+              package / "generators" / "base.py"]
+    return file_digest([*generators.get(kind).code_files(), *shared])
 
 
 def cache_directory(config: RunConfig, kind: str) -> Path | None:
     """Where this config's generator is cached, or None (cache off, small or unhashable)."""
-    if not config.cache or config.model.dimension < AUTO_RATES_DIMENSION:
+    if not config.cache or config.model.dimension < CACHE_MIN_DIMENSION:
         return None
     key = cache_key(config, kind)
     return None if key is None else default_cache_root() / f"{kind}-{key}"
@@ -289,7 +280,7 @@ def save(directory: Path, generator, kind: str) -> None:
     try:
         directory.parent.mkdir(parents=True, exist_ok=True)
         temporary = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-        arrays, meta = _flatten(generator)
+        arrays, meta = generators.get(kind).to_arrays(generator)
         for name, array in arrays.items():
             np.save(temporary / f"{name}.npy", array, allow_pickle=False)
         meta["kind"] = kind
@@ -305,41 +296,4 @@ def load(directory: Path, config: RunConfig):
     meta = json.loads((Path(directory) / "meta.json").read_text())
     arrays = {p.stem: np.load(p, mmap_mode="r", allow_pickle=False)
               for p in Path(directory).glob("*.npy")}
-    return _unflatten(meta, arrays, config)
-
-
-def _flatten(generator) -> tuple[dict[str, np.ndarray], dict]:
-    arrays: dict[str, np.ndarray] = {}
-    meta: dict = {"class": type(generator).__name__}
-    for item in fields(generator):
-        value = getattr(generator, item.name)
-        if isinstance(value, np.ndarray):
-            arrays[item.name] = value
-        elif item.name == "couplings":
-            for a, A in enumerate(value):
-                arrays[f"coupling{a}_indptr"], arrays[f"coupling{a}_indices"] = A.indptr, A.indices
-                arrays[f"coupling{a}_data"] = A.data
-            meta["n_couplings"] = len(value)
-        elif item.name == "rate_tables":
-            arrays.update({f"rate_{k}": v for k, v in value._asdict().items()})
-        elif item.name != "baths":
-            meta[item.name] = value
-    return arrays, meta
-
-
-def _unflatten(meta: dict, arrays: dict[str, np.ndarray], config: RunConfig):
-    if meta["class"] == "DaviesGenerator":
-        names = {f.name for f in fields(DaviesGenerator)}
-        values = {k: v for k, v in arrays.items() if k in names}
-        values.update({k: v for k, v in meta.items() if k in names})
-        return DaviesGenerator(**values, baths=tuple(config.baths))
-    d = arrays["energies"].shape[0]
-    couplings = tuple(sp.csr_matrix((arrays[f"coupling{a}_data"], arrays[f"coupling{a}_indices"],
-                                     arrays[f"coupling{a}_indptr"]), shape=(d, d))
-                      for a in range(meta["n_couplings"]))
-    tables = rates.RateTables(**{k: arrays[f"rate_{k}"] for k in rates.RateTables._fields})
-    names = {f.name for f in fields(rates.RateGenerator)}
-    values = {k: v for k, v in arrays.items() if k in names}
-    values.update({k: v for k, v in meta.items() if k in names})
-    return rates.RateGenerator(**values, couplings=couplings, rate_tables=tables,
-                               baths=tuple(config.baths))
+    return generators.get(meta["kind"]).from_arrays(arrays, meta, tuple(config.baths))

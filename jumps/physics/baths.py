@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import kernels
-from .errors import ConfigError
+from ..core.chebyshev import chebyshev_many
+from ..errors import ConfigError
 
 ArrayFunc = Callable[[np.ndarray], np.ndarray]
 
@@ -250,7 +250,7 @@ class LambShiftTable:
     def __call__(self, w: np.ndarray) -> np.ndarray:
         w = np.ascontiguousarray(w, dtype=float)
         out = np.empty(w.size)
-        kernels.chebyshev_many(self.edges[:-1], self.edges[1:], self.coefficients, w.ravel(), out)
+        chebyshev_many(self.edges[:-1], self.edges[1:], self.coefficients, w.ravel(), out)
         return out.reshape(w.shape)
 
 

@@ -1,7 +1,6 @@
 """Unravelling the rates generator: pack, run chunks, count transitions, average.
 
-The Python layer around :mod:`jumps.rate_kernels` (as :mod:`jumps.unravel` is for the channel
-generator). Transitions are counted sparsely, per ``(bath, from, to)`` key: a 14-spin chain
+The Python layer around :mod:`jumps.generators.rates.kernels`. Transitions are counted sparsely, per ``(bath, from, to)`` key: a 14-spin chain
 has 3.8e9 possible transitions, of which a run visits a few million at most.
 """
 
@@ -9,16 +8,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import rate_kernels
-from .davies import cluster_frequencies
-from .errors import ConfigError
-from .kernels import Initial, segmented_cumsum
-from .rates import RateGenerator
-from .unravel import mean_stderr, sum_counts
+from ...core.lanes import Initial, segmented_cumsum
+from ...core.sums import Accumulator, mean_stderr, sum_counts
+from ...physics.spectrum import cluster_frequencies
+from ..base import InitialState, replay_jumps
+from . import kernels as rate_kernels
+from .generator import ROW_BLOCK_ELEMENTS, RateGenerator
 
 
 def pack_rate_engine(g: RateGenerator) -> rate_kernels.RateEngine:
-    """The kernel's view of a rates generator (see :class:`jumps.rate_kernels.RateEngine`)."""
+    """The kernel's view of a rates generator (see :class:`~jumps.generators.rates.kernels.RateEngine`)."""
     d, n_baths = g.dimension, g.n_baths
     ptr = np.zeros((n_baths, d + 1), dtype=np.int64)
     cols, vals, offset = [], [], 0
@@ -42,20 +41,16 @@ def pack_rate_engine(g: RateGenerator) -> rate_kernels.RateEngine:
         rate_low=t.low, rate_high=t.high, rate_coefficients=t.coefficients)
 
 
-def make_rate_initial(g: RateGenerator, kind: str, index: int | None) -> Initial:
-    """Initial eigenstate ``index``, or Gibbs sampling (``kind == "gibbs"``)."""
+def make_rate_initial(g: RateGenerator, state: InitialState) -> Initial:
+    """Initial eigenstate ``state.index``, or eigenstates sampled from the Gibbs state
+    (``state.kind == "gibbs"``); the kinds :meth:`Rates.refusal` accepts."""
     d = g.dimension
-    if kind == "gibbs":
+    if state.kind == "gibbs":
         return Initial(psi=np.zeros(d, dtype=complex),
                        cumulative=segmented_cumsum(g.gibbs_populations(), np.array([0, d])),
                        eigenstate=np.array([-1]))
-    if kind != "eigenstate":
-        raise ConfigError("initial_state.kind",
-                          f"the rates generator runs trajectories between eigenstates: start in "
-                          f"an eigenstate or the Gibbs state, not {kind!r} (or set "
-                          "run.generator = 'channels' for a system this size)")
     return Initial(psi=np.zeros(d, dtype=complex), cumulative=np.zeros(0),
-                   eigenstate=np.array([index % d]))
+                   eigenstate=np.array([state.index % d]))
 
 
 def new_rate_tally(d: int, times: np.ndarray, n_baths: int, count: int,
@@ -69,9 +64,18 @@ def new_rate_tally(d: int, times: np.ndarray, n_baths: int, count: int,
         log_count=np.zeros(1, dtype=np.int64))
 
 
+# The kernel writes each jump's transition key into a buffer sized, before a chunk, for twice
+# the most jumps per trajectory seen so far (first guess below) plus some slack; a chunk that
+# overflows it is run again with room for all (chunks are deterministic). The sparse counts of
+# this many chunks are merged in one sort.
+FIRST_JUMPS_PER_TRAJECTORY = 64.0
+BUFFER_SLACK = 4096
+CHUNKS_PER_MERGE = 32
+
+
 class RateChunkRunner:
-    """Runs chunks of trajectories of a rates generator and keeps their sums (the counterpart
-    of :class:`jumps.unravel.ChunkRunner`)."""
+    """Runs chunks of trajectories of a rates generator and keeps their sums
+    (a :class:`jumps.generators.base.ChunkRunner`)."""
 
     def __init__(self, engine: rate_kernels.RateEngine, initial: Initial, times: np.ndarray,
                  key: np.ndarray, ntraj: int):
@@ -79,19 +83,19 @@ class RateChunkRunner:
         d, n_baths = engine.energies.size, engine.rate_group.size
         self.d, self.n_baths = d, n_baths
         self.level_counts = np.zeros((d, times.size), dtype=np.int64)
-        self.occupation_time = np.zeros(d)
-        self.occupation_compensation = np.zeros(d)
+        self.occupation = Accumulator()
+        self.occupation.add({"occupation_time": np.zeros(d)})
         self.heat = np.zeros((ntraj, n_baths))
         self.n_jumps = np.zeros(ntraj, dtype=np.int64)
         self.exact_decisions = 0
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self._keys = np.zeros(0, dtype=np.int64)
         self._counts = np.zeros(0, dtype=np.int64)
-        self._jumps_per_trajectory = 64.0
+        self._jumps_per_trajectory = FIRST_JUMPS_PER_TRAJECTORY
 
     def run(self, first: int, count: int) -> int:
         """Run trajectories ``first .. first+count-1``; returns their number of jumps."""
-        capacity = int(2 * self._jumps_per_trajectory * count) + 4096
+        capacity = int(2 * self._jumps_per_trajectory * count) + BUFFER_SLACK
         while True:
             tally = new_rate_tally(self.d, self.times, self.n_baths, count, capacity)
             jumps = int(rate_kernels.run_rate_chunk(self.engine, self.initial, tally, self.key,
@@ -101,22 +105,14 @@ class RateChunkRunner:
             capacity = int(tally.n_taken[0])  # the chunk is deterministic: run it again
         self._jumps_per_trajectory = max(self._jumps_per_trajectory, jumps / max(count, 1))
         self.level_counts += tally.level_counts
-        self._add_occupation(tally.occupation_time)
+        self.occupation.add({"occupation_time": tally.occupation_time})
         self.heat[first:first + count] = tally.heat
         self.n_jumps[first:first + count] = tally.n_jumps
         self.exact_decisions += int(tally.exact_decisions[0])
         self._pending.append(np.unique(tally.taken[:jumps], return_counts=True))
-        if len(self._pending) >= 32:
+        if len(self._pending) >= CHUNKS_PER_MERGE:
             self._compact()
         return jumps
-
-    def _add_occupation(self, value: np.ndarray) -> None:
-        """Neumaier-compensated sum (chunk order does not change the total beyond rounding)."""
-        total = self.occupation_time
-        new = total + value
-        self.occupation_compensation += np.where(np.abs(total) >= np.abs(value),
-                                                 (total - new) + value, (value - new) + total)
-        self.occupation_time = new
 
     def _compact(self) -> None:
         """Merge the chunks' counts into the running ones, in one sort."""
@@ -130,35 +126,30 @@ class RateChunkRunner:
         """The running sums; ``transitions=False`` leaves out the sparse transition counts
         (what the early stop needs, every chunk, without merging them)."""
         out = {"level_counts": self.level_counts.copy(),
-               "occupation_time": self.occupation_time + self.occupation_compensation,
+               **self.occupation.sums(),
                "exact_decisions": np.array([self.exact_decisions])}
         if transitions:
             self._compact()
             out.update(transition_keys=self._keys.copy(), transition_counts=self._counts.copy())
         return out
 
-    def jump_list(self, trajectories: int, capacity: int = 4096) -> dict[str, np.ndarray]:
-        """The jump record ``(trajectory, time, bath, from, to)`` of trajectories ``0..K-1``,
-        replayed from their own streams."""
+    def jump_list(self, trajectories: int) -> dict[str, np.ndarray]:
+        """The jumps ``(trajectory, time, bath, from, to)`` of trajectories ``0..K-1``,
+        replayed from their own streams (:func:`jumps.generators.base.replay_jumps`)."""
+        def replay(index: int, capacity: int):
+            tally = new_rate_tally(self.d, self.times, self.n_baths, 1, capacity)._replace(
+                log_time=np.zeros(capacity), log_channel=np.zeros(capacity, dtype=np.int64))
+            rate_kernels.run_rate_chunk(self.engine, self.initial, tally, self.key, index, 1)
+            return int(tally.log_count[0]), tally.log_time, tally.log_channel
+
+        trajectory, time, keys = replay_jumps(replay, trajectories)
         d = self.d
-        out = {"jump_trajectory": [], "jump_time": [], "jump_bath": [], "jump_from": [],
-               "jump_to": []}
-        for index in range(trajectories):
-            while True:
-                tally = new_rate_tally(d, self.times, self.n_baths, 1, capacity)._replace(
-                    log_time=np.zeros(capacity), log_channel=np.zeros(capacity, dtype=np.int64))
-                rate_kernels.run_rate_chunk(self.engine, self.initial, tally, self.key, index, 1)
-                n = int(tally.log_count[0])
-                if n <= capacity:
-                    break
-                capacity = 2 * n
-            keys = tally.log_channel[:n]
-            out["jump_trajectory"].append(np.full(n, index, dtype=np.int64))
-            out["jump_time"].append(tally.log_time[:n])
-            out["jump_bath"].append(keys // (d * d))
-            out["jump_from"].append((keys // d) % d)
-            out["jump_to"].append(keys % d)
-        return {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}
+        return {"jump_trajectory": trajectory, "jump_time": time, "jump_bath": keys // (d * d),
+                "jump_from": (keys // d) % d, "jump_to": keys % d}
+
+    @property
+    def records(self) -> dict[str, np.ndarray]:
+        return {"heat": self.heat, "n_jumps": self.n_jumps}
 
 
 def finalize_rates(g: RateGenerator, sums: dict[str, np.ndarray], n: int,
@@ -179,9 +170,6 @@ def finalize_rates(g: RateGenerator, sums: dict[str, np.ndarray], n: int,
     if density == "diagonal":
         total, total_sq = _user_basis_diagonal(g.vectors, counts)
         out["rho_diagonal"], out["rho_diagonal_stderr"] = mean_stderr(total, total_sq, n)
-    elif density == "full":
-        raise ConfigError("run.density_matrix", "the rates generator stores no full density "
-                                                "matrix (it has no coherences): use 'diagonal'")
     out.update(transitions_and_channels(g, sums["transition_keys"], sums["transition_counts"]))
     out["occupation_time"] = sums["occupation_time"]
     return out
@@ -192,7 +180,7 @@ def _user_basis_diagonal(vectors: np.ndarray, counts: np.ndarray):
     d = vectors.shape[0]
     total = np.zeros((counts.shape[0], d))
     total_sq = np.zeros_like(total)
-    step = max(1, (1 << 24) // d)
+    step = max(1, ROW_BLOCK_ELEMENTS // d)
     for lo in range(0, d, step):
         weight = np.abs(vectors[lo:lo + step]) ** 2                # (b, d): |<i|m>|^2
         total += counts[:, lo:lo + step] @ weight

@@ -1,20 +1,20 @@
-"""Numba kernels of the rates generator (:mod:`jumps.rates`): trajectories between eigenstates.
+"""Numba kernels of the rates generator: trajectories between eigenstates.
 
-Pure functions over plain arrays (numpy, numba and :mod:`jumps.kernels`, no MPI, no I/O). Each
-jump of a trajectory in eigenstate ``m``:
+Pure functions over plain arrays (numpy, numba and the shared :mod:`jumps.core` pieces: no MPI,
+no I/O). Each jump of a trajectory in eigenstate ``m``:
 
 1. waiting time: exponential with the total rate ``level_rate[m]``; the output times it spans
-   count ``m`` (as :func:`jumps.kernels._pure_segment`);
+   count ``m`` (:func:`jumps.core.lanes.pure_segment`);
 2. target ``n``: Walker's alias method on row ``m`` (one slot and its alias: O(1));
 3. bath ``a``: the bath set from the pair's rounded cumulative set fractions (16 bits), then
    the bath in the set from its rounded cumulative fractions (8 bits), each with its own
    uniform; when a uniform is within ``MARGIN`` quanta of a rounded boundary, the exact
    decision from the matrix elements ``<n|A_a|m>`` recomputed from the eigenvectors (all baths
-   for the set, the set's baths for the bath in it: :func:`_choose_bath`);
+   for the set, the set's baths for the bath in it: :func:`_exact_set`, :func:`_exact_in_set`);
 4. record: the key ``(a d + m) d + n`` into the chunk's buffer of transitions (counted by the
    Python layer), heat ``E_m - E_n`` to bath ``a``.
 
-As in :func:`jumps.kernels.run_chunk`, up to ``lanes`` trajectories advance side by side with
+As in the channel generator's kernel, up to ``lanes`` trajectories advance side by side with
 prefetching, and each trajectory draws from its own stream in the same order whatever the
 number of lanes.
 """
@@ -26,16 +26,9 @@ from collections import namedtuple
 import numba
 import numpy as np
 
-from .kernels import (
-    LANES,
-    _log,
-    _pure_segment,
-    chebyshev,
-    lane_state,
-    next_trajectory,
-    prefetch,
-    uniform,
-)
+from ...core.chebyshev import chebyshev
+from ...core.lanes import LANES, lane_state, log_jump, next_trajectory, prefetch, pure_segment
+from ...core.random import uniform
 
 RateEngine = namedtuple("RateEngine", [
     "energies",         # (d,) float, ascending
@@ -159,38 +152,6 @@ def _exact_in_set(engine, m, n, lo, hi, u, weights, exact_decisions, known):
 
 
 @numba.njit(cache=True, nogil=True)
-def _choose_bath(engine, m, n, pair, state, weights, exact_decisions):
-    """The bath of the jump ``m -> n`` (``pair = m d + n``): its set from the 16-bit split,
-    the bath in the set from the 8-bit one (a uniform each, drawn only when there is a choice),
-    exactly (:func:`_exact_weights`) when a uniform lies within ``MARGIN`` of a boundary.
-    :func:`run_rate_chunk` has this written out; tests call it."""
-    n_baths = weights.size
-    size = engine.set_size[0]
-    n_coarse = (n_baths + size - 1) // size - 1
-    n_fine = n_baths - 1 - n_coarse
-    g = 0
-    known = False
-    if n_coarse > 0:
-        u = uniform(state)
-        g = _rounded_bath(engine.coarse_split, pair * n_coarse, n_coarse, u * COARSE_SCALE)
-        if g < 0:
-            g = _exact_set(engine, m, n, u, weights, exact_decisions)
-            known = True
-    lo = g * size
-    if n_baths - lo == 1 or size == 1:
-        return lo
-    width = min(size, n_baths - lo)
-    u = uniform(state)
-    j = -1
-    if not known:
-        j = _rounded_bath(engine.fine_split, pair * n_fine + g * (size - 1), width - 1,
-                          u * FINE_SCALE)
-    if j < 0:
-        j = _exact_in_set(engine, m, n, lo, lo + width, u, weights, exact_decisions, known)
-    return lo + j
-
-
-@numba.njit(cache=True, nogil=True)
 def _rounded_bath(bath_split, start, k, v):
     """The bath whose rounded interval holds ``v`` (quanta), or -1 when ``v`` lies within
     ``MARGIN`` of one of its boundaries (then only the exact weights decide)."""
@@ -237,7 +198,7 @@ def run_rate_chunk(engine, initial, tally, key, first, count, lanes=LANES):
                     level[lane] = next_trajectory(row, lane, next_row, key, first, initial, rng)
                     next_row += 1
                     t[lane], k[lane] = 0.0, 0
-                t_jump, k[lane] = _pure_segment(level_rate[level[lane]], times, level_counts,
+                t_jump, k[lane] = pure_segment(level_rate[level[lane]], times, level_counts,
                                                 occupation_time, level[lane], t[lane], k[lane],
                                                 rng[lane])
                 if t_jump > t_final:
@@ -272,8 +233,9 @@ def run_rate_chunk(engine, initial, tally, key, first, count, lanes=LANES):
                 m = level[lane]
                 n = pick[lane] - m * d
                 a = 0
-                # _choose_bath, written out: calling it (even inline="always") ran the
-                # 10-spin chain at 3.8 M jumps/s instead of 5-8 M (median of 5, quiet machine).
+                # The bath choice is written out here, not called: as a function (even
+                # inline="always") it ran the 10-spin chain at 2.3-3.8 M jumps/s instead of
+                # 5-8 M (medians of 5). Tests run this kernel, not a twin of it.
                 if n_baths > 1:
                     g = 0
                     known = False
@@ -304,7 +266,7 @@ def run_rate_chunk(engine, initial, tally, key, first, count, lanes=LANES):
                 heat[row[lane], a] += energies[m] - energies[n]
                 n_jumps[row[lane]] += 1
                 if tally.log_time.size > 0:
-                    _log(tally.log_time, tally.log_channel, tally.log_count, t[lane],
+                    log_jump(tally.log_time, tally.log_channel, tally.log_count, t[lane],
                          (a * d + m) * d + n)
                 level[lane] = n
     total = 0

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import expm_multiply
 
-from .davies import DaviesGenerator, block_diagonal_superoperator
+from ..generators.channels.generator import DaviesGenerator, block_diagonal_superoperator
 
 MAX_EXACT_DIMENSION = 128
 

@@ -1,4 +1,9 @@
-"""The run driver: composes config, generator, exact solver, trajectories and result files."""
+"""The run driver: composes config, generator, exact solver, trajectories and result files.
+
+``python -m jumps run`` is :func:`run_trajectories` on every rank, ``exact`` is
+:func:`run_exact`. Everything generator-specific goes through the generator's unravelling
+(:mod:`jumps.generators`); MPI goes through :mod:`jumps.runtime.parallel`.
+"""
 
 from __future__ import annotations
 
@@ -6,39 +11,23 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__, checkpoint, exact, kernels, parallel, rate_kernels, rate_unravel, unravel
+from .. import __version__, generators
+from ..core.sums import SPARSE_KEYS, Accumulator, mean_stderr
+from ..errors import ConfigError
+from ..physics import exact
+from . import checkpoint, parallel
 from .build import build
 from .config import RunConfig
-from .davies import DaviesGenerator, diagnostics
-from .errors import ConfigError
 from .io import META_FILE, write_results
-from .rates import RateGenerator
+from .plan import Plan, default_chunk_size
 
 
-def generator_diagnostics(generator) -> dict:
-    """Secular-approximation margin and the number of steady states, for run.json and info.
-
-    For the rates generator the smallest *level* spacing stands in for the smallest Bohr
-    frequency spacing (which would need all d^2 gaps sorted)."""
-    if isinstance(generator, RateGenerator):
-        largest = float(np.max(generator.level_rate)) if generator.dimension else 0.0
-        return {"generator": "rates", "min_level_spacing": generator.min_level_spacing,
-                "max_level_rate": largest,
-                "secular_margin": generator.min_level_spacing / largest if largest > 0 else np.inf,
-                "steady_state_dimension": generator.components}
-    diag = diagnostics(generator)
-    return {"generator": "channels", "min_frequency_spacing": diag.min_frequency_spacing,
-            "max_rate": diag.max_rate, "secular_margin": diag.secular_margin,
-            "steady_state_dimension": diag.steady_state_dimension}
-
-
-def initial_density(config: RunConfig, generator: DaviesGenerator) -> np.ndarray:
-    """The initial density matrix in the user's basis."""
+def initial_density(config: RunConfig, generator) -> np.ndarray:
+    """The initial density matrix in the user's basis (channel generator)."""
     state = config.initial_state
     if state.kind == "gibbs":
         try:
@@ -68,7 +57,7 @@ def metadata(config: RunConfig, generator, method: str, **extra) -> dict:
     import numba
     import scipy
 
-    diag = generator_diagnostics(generator)
+    unravelling = generators.of(generator)
     return {
         "method": method,
         "config": config.raw,
@@ -84,8 +73,8 @@ def metadata(config: RunConfig, generator, method: str, **extra) -> dict:
         "t_final": config.t_final,
         "n_times": config.n_times,
         "observables": list(config.observables),
-        "density_matrix": config.store_density,
-        **diag,
+        **unravelling.diagnostics(generator).record,
+        "lists_every_channel": unravelling.lists_every_channel,
         "versions": {"jumps": __version__, "python": sys.version.split()[0],
                      "numpy": np.__version__, "scipy": scipy.__version__,
                      "numba": numba.__version__, "platform": platform.platform()},
@@ -109,155 +98,23 @@ def run_exact(config: RunConfig, out: Path, force: bool = False) -> dict[str, np
               **generator.summary_arrays()}
     for name, operator in config.observables.items():
         arrays[f"expect_{name}"] = np.real(solution.expectation(generator, operator))
-    if config.store_density == "full":
+    density = generators.of(generator).stored_density(config.density_matrix, generator.dimension)
+    if density == "full":
         arrays["rho"] = solution.rho_user(generator)
-    elif config.store_density == "diagonal":
+    elif density == "diagonal":
         arrays["rho_diagonal"] = np.real(np.einsum("tii->ti", solution.rho_user(generator)))
     elapsed = time.perf_counter() - start
-    write_results(out, arrays, metadata(config, generator, "exact", wall_seconds=elapsed))
+    write_results(out, arrays, metadata(config, generator, "exact", density_matrix=density,
+                                        wall_seconds=elapsed))
     return arrays
 
 
 # -- trajectories ------------------------------------------------------------------------------
 
 
-def default_chunk_size(trajectories: int) -> int:
-    """About 200 chunks (load balance, progress, checkpoints) of at most 1000 trajectories,
-    but at least 250 trajectories (or an eighth of the run) per chunk: a chunk costs ~0.2 ms
-    of Python and dispatch, as much as 100 fast pure-mode trajectories."""
-    return int(min(1000, max(-(-trajectories // 200), min(250, -(-trajectories // 8)), 1)))
-
-
-_ARRAY_GROUPS = ("engine", "initial")
-
-
-@dataclass
-class Plan:
-    """What every rank needs to run chunks of trajectories.
-
-    Built on rank 0 from the generator; its large arrays (the kernel's engine and initial state,
-    the observables in the eigenbasis, the eigenvectors) travel to the other ranks through
-    :meth:`jumps.parallel.Comm.share` (MPI shared memory), the rest by a small broadcast.
-    """
-
-    times: np.ndarray
-    ntraj: int
-    chunk: int
-    key: np.ndarray
-    names: list[str]
-    density: str
-    n_baths: int
-    kind: str = "channels"
-    engine: kernels.Engine | rate_kernels.RateEngine | None = None
-    initial: kernels.Initial | None = None
-    observables: np.ndarray | None = None    # channels: (nobs, d, d) eigenbasis; rates: (nobs, d) diagonals
-    eigenvectors: np.ndarray | None = None   # channels only
-
-    @classmethod
-    def build(cls, config: RunConfig, generator) -> Plan:
-        common = {"times": config.times, "ntraj": config.trajectories,
-                  "chunk": config.chunk_size or default_chunk_size(config.trajectories),
-                  "key": unravel.seed_key(config.seed), "names": list(config.observables),
-                  "density": config.store_density, "n_baths": len(config.baths)}
-        state = config.initial_state
-        if isinstance(generator, RateGenerator):
-            d = generator.dimension
-            if config.density_matrix == "full":
-                raise ConfigError("run.density_matrix", "the rates generator has no coherences "
-                                                        "to store: use 'diagonal' or 'none'")
-            if common["density"] == "full":  # 'auto' at small d: the diagonal is all there is
-                common["density"] = "diagonal"
-            observables = np.array([generator.diagonal_of(o) for o in config.observables.values()])
-            return cls(**common, kind="rates", engine=rate_unravel.pack_rate_engine(generator),
-                       initial=rate_unravel.make_rate_initial(generator, state.kind, state.index),
-                       observables=observables.reshape(len(config.observables), d),
-                       eigenvectors=np.zeros((0, 0)))
-        psi0 = None if state.kind == "gibbs" else (
-            generator.eigenvectors[:, state.index] if state.kind == "eigenstate" else state.vector)
-        engine = unravel.pack_engine(generator)
-        template = unravel.new_tally(generator, engine, config.times, config.observables,
-                                     config.store_density, 0)
-        return cls(**common, engine=engine, initial=unravel.make_initial(generator, psi0),
-                   observables=template.observables, eigenvectors=template.eigenvectors)
-
-    @property
-    def n_chunks(self) -> int:
-        return -(-self.ntraj // self.chunk)
-
-    def chunk_range(self, chunk: int) -> tuple[int, int]:
-        first = chunk * self.chunk
-        return first, min(self.chunk, self.ntraj - first)
-
-    def rows(self, chunks) -> np.ndarray:
-        """Global trajectory indices of a set of chunks, ascending."""
-        ranges = [self.chunk_range(c) for c in sorted(chunks)]
-        if not ranges:
-            return np.zeros(0, dtype=np.int64)
-        return np.concatenate([np.arange(first, first + n) for first, n in ranges]).astype(np.int64)
-
-    def template(self) -> kernels.Tally:
-        return unravel.empty_tally(self.engine, self.times, self.observables, self.eigenvectors,
-                                   self.density, 0, self.n_baths,
-                                   unravel.amplitude_possible(self.engine, self.initial))
-
-    def runner(self):
-        """A chunk runner for this plan's generator kind."""
-        if self.kind == "rates":
-            return rate_unravel.RateChunkRunner(self.engine, self.initial, self.times, self.key,
-                                                self.ntraj)
-        return unravel.ChunkRunner(self.engine, self.initial, self.template(), self.key, self.ntraj)
-
-    def warm_up(self) -> None:
-        """Compile the kernel (or load it from Numba's cache) with a chunk of no trajectories."""
-        if self.kind == "rates":
-            tally = rate_unravel.new_rate_tally(self.engine.energies.size, self.times,
-                                                self.n_baths, 0, 1)
-            rate_kernels.run_rate_chunk(self.engine, self.initial, tally, self.key, 0, 0)
-        else:
-            kernels.run_chunk(self.engine, self.initial, self.template(), self.key, 0, 0)
-
-    def finalize(self, generator, sums: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
-        if self.kind == "rates":
-            return rate_unravel.finalize_rates(generator, sums, n, self.names, self.observables,
-                                               self.density)
-        return unravel.finalize(generator, self.engine, sums, n, self.names, self.observables,
-                                self.density)
-
-    @classmethod
-    def share(cls, root_plan: Plan | None, comm) -> Plan:
-        """Rank 0's plan on every rank (call on all ranks; ``root_plan`` is None elsewhere)."""
-        arrays, light = None, None
-        if comm.rank == 0:
-            arrays = {f"engine.{k}": v for k, v in root_plan.engine._asdict().items()}
-            arrays.update({f"initial.{k}": v for k, v in root_plan.initial._asdict().items()})
-            arrays.update(observables=root_plan.observables, eigenvectors=root_plan.eigenvectors)
-            light = replace(root_plan, engine=None, initial=None, observables=None,
-                            eigenvectors=None)
-        light = comm.bcast(light)
-        shared = comm.share(arrays)
-        group = {g: {k.split(".", 1)[1]: v for k, v in shared.items() if k.startswith(g + ".")}
-                 for g in _ARRAY_GROUPS}
-        engine_type = rate_kernels.RateEngine if light.kind == "rates" else kernels.Engine
-        return replace(light, engine=engine_type(**group["engine"]),
-                       initial=kernels.Initial(**group["initial"]),
-                       observables=shared["observables"], eigenvectors=shared["eigenvectors"])
-
-    def first_observable_moments(self, sums: dict[str, np.ndarray]):
-        """Sum and sum of squares over trajectories of the first observable, per time."""
-        if not self.names:
-            return None
-        if self.kind == "rates":
-            counts = sums["level_counts"].T.astype(float)
-            diagonal = self.observables[0]
-            return counts @ diagonal, counts @ diagonal**2
-        level_ptr = self.engine.level_ptr
-        single = np.flatnonzero(np.diff(level_ptr) == 1)
-        diagonal = np.real(self.observables[0].diagonal()[level_ptr[single]])
-        counts = sums["level_counts"][single].T.astype(float)
-        total, total_sq = counts @ diagonal, counts @ diagonal**2
-        if sums["obs_sum"].size:
-            total, total_sq = total + sums["obs_sum"][:, 0], total_sq + sums["obs_sumsq"][:, 0]
-        return total, total_sq
+# --target-stderr waits for this many trajectories: a standard error from fewer is itself too
+# uncertain to stop on.
+MIN_TRAJECTORIES_TO_STOP = 100
 
 
 class _Scheduler:
@@ -282,12 +139,12 @@ class _Scheduler:
         return -1 if self.stopped else next(self.todo, -1)
 
     def _converged(self) -> bool:
-        if not self.moments or self.done_trajectories < 100:
+        if not self.moments or self.done_trajectories < MIN_TRAJECTORIES_TO_STOP:
             return False
         parts = list(self.moments.values()) + ([self.base_moments] if self.base_moments else [])
         total = sum(p[0] for p in parts)
         total_sq = sum(p[1] for p in parts)
-        _, stderr = unravel.mean_stderr(total, total_sq, self.done_trajectories)
+        _, stderr = mean_stderr(total, total_sq, self.done_trajectories)
         return float(stderr.max()) < self.target
 
 
@@ -313,19 +170,15 @@ def run_trajectories(config: RunConfig, out: Path, force: bool = False, resume: 
     del prepared
     if comm.is_parallel:
         plan = Plan.share(plan, comm)
-        if isinstance(generator, RateGenerator):
-            # Rank 0 keeps the shared copies only (at 14 spins the arrays are 8 GiB).
-            e = plan.engine
-            generator = replace(generator, energies=e.energies, vectors=e.vectors,
-                                level_rate=e.level_rate, threshold=e.threshold, alias=e.alias,
-                                coarse_split=e.coarse_split, fine_split=e.fine_split)
+        if comm.rank == 0:  # rank 0 keeps the shared copies only
+            generator = plan.unravelling.adopt_shared(generator, plan)
     timings["compile_seconds"] = _warm_up(comm, plan)
     done = comm.bcast(previous.chunks if comm.rank == 0 else None)
     attempt = comm.bcast(previous.attempt if comm.rank == 0 else None)
     runner, my_chunks, run_seconds = _work(comm, plan, config, out, attempt, done, previous,
                                            quiet, target_stderr)
     merged = _reduce(comm, runner.sums())
-    heat, n_jumps = comm.reduce_sum(runner.heat), comm.reduce_sum(runner.n_jumps)
+    records = {name: comm.reduce_sum(value) for name, value in runner.records.items()}
     finished = set(done).union(*map(set, comm.allgather(my_chunks)))
     peak_rss = comm.allgather(_peak_rss_mb())
     if comm.rank != 0:
@@ -335,7 +188,7 @@ def run_trajectories(config: RunConfig, out: Path, force: bool = False, resume: 
     timings.update(run_seconds=run_seconds, wall_seconds=time.perf_counter() - start,
                    peak_rss_mb_per_rank=peak_rss, shared_memory=comm.is_parallel and
                    os.environ.get("JUMPS_SHARED_MEMORY", "1") not in ("0", "false", "no"))
-    _finish(config, out, generator, plan, runner, merged, heat, n_jumps, finished, previous,
+    _finish(config, out, generator, plan, runner, merged, records, finished, previous,
             comm.size, timings, target_stderr, quiet)
     comm.barrier()
     comm.free_shared()
@@ -345,12 +198,12 @@ def run_trajectories(config: RunConfig, out: Path, force: bool = False, resume: 
 def _reduce(comm, sums: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
     """Sum every rank's sums on rank 0: dense arrays by MPI reduction, the sparse transition
     counts by gathering and merging."""
-    dense = {k: v for k, v in sums.items() if k not in unravel.SPARSE_KEYS}
+    dense = {k: v for k, v in sums.items() if k not in SPARSE_KEYS}
     merged = {name: comm.reduce_sum(value) for name, value in dense.items()}
     if "transition_keys" in sums:
         parts = comm.gather((sums["transition_keys"], sums["transition_counts"]))
         if comm.rank == 0:
-            accumulator = unravel.Accumulator()
+            accumulator = Accumulator()
             for keys, counts in parts:
                 accumulator.add({"transition_keys": keys, "transition_counts": counts})
             merged.update(accumulator.sums())
@@ -385,7 +238,10 @@ def _prepare(config: RunConfig, generator, built):
     """Rank 0: the plan and the timings so far."""
     timings = {"build_seconds": built["build_seconds"], "generator_cache": built["cached"],
                "build_timings": getattr(generator, "timings", None)}
-    return Plan.build(config, generator), timings
+    plan = Plan.create(generator, config.initial_state, config.times, config.trajectories,
+                       config.seed, config.observables, config.density_matrix, config.chunk_size,
+                       len(config.baths))
+    return plan, timings
 
 
 def _work(comm, plan: Plan, config: RunConfig, out: Path, attempt: int, done: set[int],
@@ -395,7 +251,7 @@ def _work(comm, plan: Plan, config: RunConfig, out: Path, attempt: int, done: se
     saver = checkpoint.RankCheckpoint(out, attempt, comm.rank)
     scheduler = None
     if comm.rank == 0:
-        base = plan.first_observable_moments(previous.sums) if previous.sums else None
+        base = plan.observable_moments(previous.sums) if previous.sums else None
         scheduler = _Scheduler(plan, done, target_stderr, base)
     dispatcher = comm.dispatcher(scheduler.next_chunk if scheduler else None)
     bar = _progress(plan, scheduler.done_trajectories, quiet) if scheduler else None
@@ -411,14 +267,14 @@ def _work(comm, plan: Plan, config: RunConfig, out: Path, attempt: int, done: se
         jumps = runner.run(first, count)
         my_chunks.append(chunk)
         report = {"rank": comm.rank, "trajectories": count, "jumps": jumps, "moments":
-                  plan.first_observable_moments(runner.sums(transitions=False))
+                  plan.observable_moments(runner.sums(transitions=False))
                   if target_stderr else None}
         if bar is not None:
             bar.update(scheduler.done_trajectories + count - bar.n)
             rate = (scheduler.jumps + jumps) / max(time.perf_counter() - start, 1e-9)
             bar.set_postfix_str(f"{rate:.3g} jumps/s", refresh=False)
         if time.perf_counter() - last_save > config.checkpoint_seconds:
-            saver.write(runner.sums(), my_chunks, plan.rows(my_chunks), runner.heat, runner.n_jumps)
+            saver.write(runner.sums(), my_chunks, plan.rows(my_chunks), runner.records)
             last_save = time.perf_counter()
     dispatcher.close()
     if bar is not None:
@@ -426,30 +282,29 @@ def _work(comm, plan: Plan, config: RunConfig, out: Path, attempt: int, done: se
     return runner, my_chunks, time.perf_counter() - start
 
 
-def _finish(config, out, generator, plan, runner, merged, heat, n_jumps, finished, previous,
+def _finish(config, out, generator, plan, runner, merged, records, finished, previous,
             ranks, timings, target_stderr, quiet) -> None:
     """Rank 0: add earlier attempts, average, write the result, remove the checkpoints."""
     if previous.sums is not None:
-        accumulator = unravel.Accumulator()
+        accumulator = Accumulator()
         accumulator.add(merged)
         accumulator.add(previous.sums)
         merged = accumulator.sums()
-        for rows, h, n in zip(previous.rows, previous.heat, previous.n_jumps):
-            heat[rows], n_jumps[rows] = h, n
+        previous.fill(records)
     rows = plan.rows(finished)
     jump_list = runner.jump_list(min(config.record_jumps, rows.size)) if config.record_jumps else {}
     arrays = {"times": plan.times, **generator.summary_arrays(),
               **plan.finalize(generator, merged, rows.size),
-              "heat": heat[rows], "n_jumps": n_jumps[rows], "trajectory_index": rows, **jump_list}
+              **{name: value[rows] for name, value in records.items()},
+              "trajectory_index": rows, **jump_list}
     total_jumps = int(arrays["n_jumps"].sum())
     first_attempt = previous.attempt == 1
     meta = metadata(config, generator, "trajectories", seed=config.seed, trajectories=int(rows.size),
                     trajectories_requested=plan.ntraj, ranks=ranks, chunk_size=plan.chunk,
-                    attempts=previous.attempt, total_jumps=total_jumps,
+                    density_matrix=plan.density, attempts=previous.attempt,
+                    total_jumps=total_jumps,
                     jumps_per_second=total_jumps / max(timings["run_seconds"], 1e-9) if first_attempt else None,
-                    target_stderr=target_stderr,
-                    exact_bath_decisions=int(merged["exact_decisions"][0])
-                    if "exact_decisions" in merged else None, **timings)
+                    target_stderr=target_stderr, **plan.unravelling.run_summary(merged), **timings)
     write_results(out, arrays, meta)
     checkpoint.remove(out)
     if not quiet:

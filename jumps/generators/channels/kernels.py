@@ -1,10 +1,10 @@
-"""Numba kernels: exact quantum-jump trajectories of a Davies generator.
+"""Numba kernels of the channel generator: exact quantum-jump trajectories of a Davies generator.
 
-Pure functions over plain arrays (numpy and numba only: no MPI, no I/O, no package imports).
-The Python layer (``unravel.py``) packs a generator into an :class:`Engine` and the running
-sums into a :class:`Tally`, both namedtuples of arrays.
+Pure functions over plain arrays (numpy, numba and the shared :mod:`jumps.core` pieces: no MPI,
+no I/O). The Python layer (:mod:`jumps.generators.channels.unravel`) packs a generator into an
+:class:`Engine` and the running sums into a :class:`Tally`, both namedtuples of arrays.
 
-Algorithm (DESIGN.md section 3). ``H_eff = H + H_LS - (i/2) K`` is block diagonal over the
+Algorithm (docs/design.md, "The channels generator"). ``H_eff = H + H_LS - (i/2) K`` is block diagonal over the
 energy levels, so between jumps every level block evolves exactly as
 ``psi_B(t) = R_B exp(-i lambda_B t) R_B^-1 psi_B(0)`` (eigen-decomposition of the block).
 The waiting time solves ``||psi(t)||^2 = r`` by safeguarded Newton/bisection: no time step.
@@ -17,8 +17,8 @@ The waiting time solves ``||psi(t)||^2 = r`` by safeguarded Newton/bisection: no
   single level use its transition table (one small matrix per target); jumps from several levels
   use the channels' sparse operators (equally spaced spectra keep superpositions alive).
 
-Random numbers: xoshiro256** seeded per trajectory by splitmix64 from ``(key, trajectory
-index)``, so a trajectory's stream does not depend on how trajectories are split up.
+Random numbers: one stream per trajectory (:mod:`jumps.core.random`), so a trajectory's
+stream does not depend on how trajectories are split up.
 """
 
 from __future__ import annotations
@@ -27,9 +27,16 @@ from collections import namedtuple
 
 import numba
 import numpy as np
-from llvmlite import ir
-from numba.core import cgutils
-from numba.extending import intrinsic
+
+from ...core.lanes import (
+    LANES,
+    lane_state,
+    log_jump,
+    next_trajectory,
+    prefetch,
+    pure_segment,
+)
+from ...core.random import uniform
 
 Engine = namedtuple("Engine", [
     "level_ptr",        # (L+1,) int64: level k = eigen-indices level_ptr[k]:level_ptr[k+1]
@@ -89,80 +96,17 @@ Tally = namedtuple("Tally", [
     "log_channel",      # (capacity,) int64: jump channels
     "log_count",        # (1,) int64: jumps seen (may exceed capacity: then re-run larger)
 ])
-
-Initial = namedtuple("Initial", [
-    "psi",              # (d,) complex: initial state in the eigenbasis (used if not gibbs)
-    "cumulative",       # (d,) float: cumulative Gibbs weights of eigenstates, or (0,)
-    "eigenstate",       # (1,) int64: eigen-index when psi is one eigenstate, else -1
-])
-
-_U53 = 1.0 / 9007199254740992.0  # 2^-53
-
-
-if numba.config.DISABLE_JIT:
-    def prefetch(array, index):
-        """No-op without the JIT (``NUMBA_DISABLE_JIT=1``): a prefetch is only a hint."""
-else:
-    @intrinsic
-    def prefetch(typingctx, array, index):
-        """Hint the CPU to fetch ``array[index]`` into cache (LLVM ``llvm.prefetch``, read,
-        high locality). No effect on results; lets other work hide the memory latency."""
-        def codegen(context, builder, signature, args):
-            array_type = signature.args[0]
-            view = context.make_array(array_type)(context, builder, args[0])
-            pointer = cgutils.get_item_pointer(context, builder, array_type, view, [args[1]])
-            byte_pointer = ir.IntType(8).as_pointer()
-            i32 = ir.IntType(32)
-            function = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]),
-                "llvm.prefetch.p0")
-            builder.call(function, [builder.bitcast(pointer, byte_pointer), i32(0), i32(3), i32(1)])
-            return context.get_dummy_value()
-        return numba.types.void(array, index), codegen
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _rotl(x, k):
-    return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
-
-
-@numba.njit(cache=True, nogil=True)
-def _splitmix64(x):
-    x = x + np.uint64(0x9E3779B97F4A7C15)
-    z = x
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x, z ^ (z >> np.uint64(31))
-
-
-@numba.njit(cache=True, nogil=True)
-def seed_trajectory(key, trajectory, state):
-    """Fill ``state`` (4 uint64) with the xoshiro256** state of one trajectory.
-
-    ``key`` is 2 uint64 derived from the user's seed; the state is a pure function of
-    ``(key, trajectory)``.
-    """
-    x = key[0] ^ (np.uint64(trajectory) * np.uint64(0xD1B54A32D192ED03))
-    x, first = _splitmix64(x)
-    x = first ^ key[1]
-    for i in range(4):
-        x, state[i] = _splitmix64(x)
-
-
-@numba.njit(cache=True, nogil=True)
-def uniform(state):
-    """A uniform double in [0, 1) from xoshiro256** (advances ``state``)."""
-    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
-    result = _rotl(s1 * np.uint64(5), 7) * np.uint64(9)
-    t = s1 << np.uint64(17)
-    s2 ^= s0
-    s3 ^= s1
-    s1 ^= s2
-    s0 ^= s3
-    s2 ^= t
-    s3 = _rotl(s3, 45)
-    state[0], state[1], state[2], state[3] = s0, s1, s2, s3
-    return float(result >> np.uint64(11)) * _U53
+# The waiting time's root search stops when a step or the bracket is below this, relative to
+# the time (the norm it inverts is itself rounded at ~1e-16).
+ROOT_TOLERANCE = 1e-14
+# A cap that only rules out an endless loop: 200 bisections alone would shrink any bracket by
+# 2^-200 ~ 1e-60, far past ROOT_TOLERANCE.
+MAX_ROOT_STEPS = 200
+# The largest double below 1: the rescaled remainder of a uniform stays in [0, 1).
+BELOW_ONE = float(np.nextafter(1.0, 0.0))
+# Transitions taken by pure-mode jumps are buffered and counted in one loop (random increments
+# of a large array are cheapest that way); 4096 int64 keys are 32 KiB, an L1 cache.
+TAKEN_BUFFER = 4096
 
 
 # -- amplitude-mode helpers -----------------------------------------------------------------
@@ -235,7 +179,7 @@ def _waiting_time(engine, levels, n_levels, coeff, target, tau_max, work):
     tau = 0.0
     _evolve(engine, levels, n_levels, coeff, tau, work)
     norm, slope = _norm_and_slope(engine, levels, n_levels, work)
-    for _ in range(200):
+    for _ in range(MAX_ROOT_STEPS):
         f = norm - target
         if f > 0:
             lo = tau
@@ -247,7 +191,8 @@ def _waiting_time(engine, levels, n_levels, coeff, target, tau_max, work):
             step = -1.0
         if not (lo < step < hi):
             step = 0.5 * (lo + hi)
-        if abs(step - tau) <= 1e-14 * max(1.0, tau) or hi - lo <= 1e-14 * max(1.0, hi):
+        if (abs(step - tau) <= ROOT_TOLERANCE * max(1.0, tau)
+                or hi - lo <= ROOT_TOLERANCE * max(1.0, hi)):
             return step
         tau = step
         _evolve(engine, levels, n_levels, coeff, tau, work)
@@ -403,7 +348,7 @@ def _jump_general(engine, psi, new, u, levels, n_levels):
         acc += w
         if acc > x:
             break
-    rest = min(max((x - below) / weight, 0.0), 1.0 - 1.1102230246251565e-16)
+    rest = min(max((x - below) / weight, 0.0), BELOW_ONE)
     j = _jump_from_level(engine, chosen, psi, new, rest)
     channel = engine.trans_channel[j]
     ptr, rows, cols, values = engine.chan_ptr, engine.chan_row, engine.chan_col, engine.chan_val
@@ -414,35 +359,6 @@ def _jump_general(engine, psi, new, u, levels, n_levels):
 
 
 # -- one trajectory ------------------------------------------------------------------------
-
-@numba.njit(cache=True, nogil=True)
-def _pure_segment(rate, times, level_counts, occupation_time, level, t, k, rng):
-    """Wait in the eigenstate of non-degenerate ``level`` (total jump rate ``rate``) from time
-    ``t`` (next output time ``k``), counting it at the output times it spans.
-
-    Plain arrays, not the Engine and Tally tuples: this runs once per jump, and passing ~50
-    arrays to a call that is not inlined costs ~100 ns. Returns ``(t_jump, k)``;
-    ``t_jump > t_final`` means no further jump.
-    """
-    if rate > 0.0:
-        t_jump = t - np.log(1.0 - uniform(rng)) / rate
-    else:
-        t_jump = np.inf
-    while k < times.size and times[k] < t_jump:
-        level_counts[level, k] += 1
-        k += 1
-    occupation_time[level] += min(t_jump, times[-1]) - t
-    return t_jump, k
-
-
-@numba.njit(cache=True, nogil=True)
-def _log(log_time, log_channel, log_count, time, channel):
-    """Append a jump to the jump list (its length is counted past the capacity)."""
-    n = log_count[0]
-    if n < log_time.size:
-        log_time[n] = time
-        log_channel[n] = channel
-    log_count[0] = n + 1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -459,17 +375,8 @@ def _record_jump(tally, traj, bath, frequency, channel, time):
     tally.heat[traj, bath] += frequency
     tally.n_jumps[traj] += 1
     if tally.log_time.size > 0:
-        _log(tally.log_time, tally.log_channel, tally.log_count, time, channel)
+        log_jump(tally.log_time, tally.log_channel, tally.log_count, time, channel)
 
-
-@numba.njit(cache=True, nogil=True)
-def _initial_eigenstate(initial, rng):
-    """The eigen-index a trajectory starts in (Gibbs-sampled, or the given eigenstate), or -1
-    for a superposition."""
-    if initial.cumulative.size > 0:
-        x = uniform(rng) * initial.cumulative[-1]
-        return min(np.searchsorted(initial.cumulative, x, side="right"), initial.psi.size - 1)
-    return initial.eigenstate[0]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -564,27 +471,6 @@ def _normalise(engine, levels, n_levels, psi):
             psi[m] *= scale
 
 
-LANES = 16
-
-
-@numba.njit(cache=True, nogil=True)
-def next_trajectory(row, lane, next_row, key, first, initial, rng):
-    """Put chunk row ``next_row`` (trajectory ``first + next_row``) into ``lane``: seed its
-    stream; returns its initial eigen-index, or -1 for a superposition."""
-    row[lane] = next_row
-    seed_trajectory(key, first + next_row, rng[lane])
-    return _initial_eigenstate(initial, rng[lane])
-
-
-@numba.njit(cache=True, nogil=True)
-def lane_state(n_lanes):
-    """Per-lane state of the interleaved drivers: ``(row, level, t, k, rng, pick, draw)``;
-    ``row = -1`` marks an idle lane."""
-    return (np.full(n_lanes, -1, dtype=np.int64), np.zeros(n_lanes, dtype=np.int64),
-            np.zeros(n_lanes), np.zeros(n_lanes, dtype=np.int64),
-            np.zeros((n_lanes, 4), dtype=np.uint64), np.zeros(n_lanes, dtype=np.int64),
-            np.zeros(n_lanes))
-
 
 @numba.njit(cache=True, nogil=True)
 def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
@@ -617,7 +503,7 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
     end = np.zeros(n_lanes, dtype=np.int64)
     target = np.zeros(n_lanes, dtype=np.int64)
     frequency = np.zeros(n_lanes)
-    taken = np.empty(4096, dtype=np.int64)       # transitions taken, not yet counted
+    taken = np.empty(TAKEN_BUFFER, dtype=np.int64)  # transitions taken, not yet counted
     n_taken = 0
     next_row = 0
     while True:
@@ -639,9 +525,12 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
                     if level[lane] < 0:
                         row[lane] = -1
                         continue
-                t_jump, k[lane] = _pure_segment(level_rate[level[lane]], times, level_counts,
-                                                occupation_time, level[lane], t[lane], k[lane],
-                                                rng[lane])
+                # Written out, as in the rates kernel: the same stage as a shared function
+                # (even inline="always") ran the 10-spin chain at ~4.0 M jumps/s instead of
+                # ~4.8 M (alternating runs, medians of 5).
+                t_jump, k[lane] = pure_segment(level_rate[level[lane]], times, level_counts,
+                                               occupation_time, level[lane], t[lane], k[lane],
+                                               rng[lane])
                 if t_jump > t_final:
                     row[lane] = -1
                     continue
@@ -699,7 +588,7 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
                 heat[row[lane], int(trans_weight[j, 1])] += frequency[lane]
                 n_jumps[row[lane]] += 1
                 if log_time.size > 0:
-                    _log(log_time, log_channel, log_count, t[lane], engine.trans_channel[j])
+                    log_jump(log_time, log_channel, log_count, t[lane], engine.trans_channel[j])
                 if level_ptr[target[lane] + 1] - level_ptr[target[lane]] == 1:
                     level[lane] = target[lane]
                     continue
@@ -714,217 +603,3 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
     return total
 
 
-@numba.njit(cache=True, nogil=True)
-def _vose(weights, lo, hi, threshold, alias, offset, scaled, small, large):
-    """Walker alias table of ``weights[lo:hi]`` (Vose's construction) into ``threshold[lo:hi]``
-    and ``alias[lo:hi]`` (alias indices minus ``offset``); scratch arrays of size ``hi - lo``.
-
-    Drawing slot ``i`` uniformly and keeping it when a uniform ``f`` is below ``threshold[i]``
-    (else taking ``alias[i]``) samples ``j`` with probability ``weights[j] / sum``, exactly up
-    to rounding of the thresholds. An all-zero segment gets threshold 1 everywhere.
-    """
-    total = 0.0
-    for j in range(lo, hi):
-        total += weights[j]
-        threshold[j] = 1.0
-        alias[j] = j - offset
-    if hi == lo or total <= 0.0:
-        return
-    n_small = 0
-    n_large = 0
-    for j in range(lo, hi):
-        scaled[j - lo] = weights[j] * (hi - lo) / total
-        if scaled[j - lo] < 1.0:
-            small[n_small] = j
-            n_small += 1
-        else:
-            large[n_large] = j
-            n_large += 1
-    while n_small > 0 and n_large > 0:
-        n_small -= 1
-        s = small[n_small]
-        g = large[n_large - 1]
-        threshold[s] = scaled[s - lo]
-        alias[s] = g - offset
-        scaled[g - lo] = (scaled[g - lo] + scaled[s - lo]) - 1.0
-        if scaled[g - lo] < 1.0:
-            n_large -= 1
-            small[n_small] = g
-            n_small += 1
-    # Leftovers hold probability 1 up to rounding: they keep threshold 1 (never aliased).
-
-
-@numba.njit(cache=True, nogil=True)
-def alias_tables(weights, ptr):
-    """Walker alias tables for each segment ``ptr[k]:ptr[k+1]`` of ``weights``: thresholds
-    and absolute alias indices (see :func:`_vose`)."""
-    size = weights.size
-    threshold = np.ones(size)
-    alias = np.arange(size)
-    longest = 0
-    for k in range(ptr.size - 1):
-        longest = max(longest, ptr[k + 1] - ptr[k])
-    scaled = np.empty(longest)
-    small = np.empty(longest, dtype=np.int64)
-    large = np.empty(longest, dtype=np.int64)
-    for k in range(ptr.size - 1):
-        _vose(weights, ptr[k], ptr[k + 1], threshold, alias, 0, scaled, small, large)
-    return threshold, alias
-
-
-@numba.njit(cache=True, nogil=True, parallel=True)
-def alias_rows(weights, threshold, alias):
-    """Walker alias tables of each row of ``weights`` (rows, n) into ``threshold`` (float) and
-    ``alias`` (any integer type: the column index of the alias) of the same shape."""
-    rows, n = weights.shape
-    flat_w, flat_t, flat_a = weights.reshape(-1), threshold.reshape(-1), alias.reshape(-1)
-    for r in numba.prange(rows):  # rows are independent: one scratch set per row
-        scaled = np.empty(n)
-        small = np.empty(n, dtype=np.int64)
-        large = np.empty(n, dtype=np.int64)
-        _vose(flat_w, r * n, (r + 1) * n, flat_t, flat_a, r * n, scaled, small, large)
-
-
-@numba.njit(cache=True, nogil=True)
-def chebyshev(low, high, coefficients, first, last, x):
-    """A piecewise-Chebyshev table at ``x``: panels ``first:last`` (sorted, ``[low, high]``
-    each, degree ``coefficients.shape[1] - 1``); beyond the ends, the end panels."""
-    lo, hi = first, last - 1
-    while lo < hi:  # the last panel whose low edge is <= x
-        mid = (lo + hi + 1) // 2
-        if low[mid] <= x:
-            lo = mid
-        else:
-            hi = mid - 1
-    a, b = low[lo], high[lo]
-    t = (2.0 * x - (a + b)) / (b - a)
-    b1 = 0.0
-    b2 = 0.0
-    for k in range(coefficients.shape[1] - 1, 0, -1):
-        b1, b2 = 2.0 * t * b1 - b2 + coefficients[lo, k], b1
-    return t * b1 - b2 + coefficients[lo, 0]
-
-
-@numba.njit(cache=True, nogil=True, parallel=True)
-def chebyshev_many(low, high, coefficients, x, out):
-    """:func:`chebyshev` of one table at every element of ``x`` (flat) into ``out``."""
-    for i in numba.prange(x.size):
-        out[i] = chebyshev(low, high, coefficients, 0, low.size, x[i])
-
-
-@numba.njit(cache=True, nogil=True, parallel=True)
-def apply_rows(ptr, col, val, vectors, lo, out, conjugate):
-    """Rows ``out[r] = A |v_{lo+r}>`` (conjugated if ``conjugate``) for the CSR matrix
-    ``(ptr, col, val)`` and the eigenvector rows ``vectors[lo + r]``: the sparse product of the
-    rates build without the transposed copies scipy would make (each row reads one
-    eigenvector, which stays in cache)."""
-    rows, d = out.shape
-    for r in numba.prange(rows):
-        v = vectors[lo + r]
-        for i in range(d):
-            acc = 0.0 * v[0]
-            for p in range(ptr[i], ptr[i + 1]):
-                acc += val[p] * v[col[p]]
-            out[r, i] = np.conj(acc) if conjugate else acc
-
-
-@numba.njit(cache=True, nogil=True, parallel=True)
-def rate_weights(elements, rate, shift, weights, lamb):
-    """One bath on a block of sources: ``weights = rate |elements|^2`` and the Lamb-shift sum
-    ``lamb[r] += sum_n shift[r, n] |elements[r, n]|^2`` (``shift`` of shape (0, 0): none)."""
-    rows, n = elements.shape
-    with_shift = shift.shape[0] > 0
-    for r in numba.prange(rows):
-        acc = 0.0
-        for c in range(n):
-            x = elements[r, c]
-            magnitude = x.real * x.real + x.imag * x.imag
-            weights[r, c] = rate[r, c] * magnitude
-            if with_shift:
-                acc += shift[r, c] * magnitude
-        lamb[r] += acc
-
-
-@numba.njit(cache=True, nogil=True, parallel=True)
-def rate_split(weights, set_size, coarse_scale, fine_scale, total, level_rate, coarse, fine):
-    """Total rate per pair, per source, and the two-level bath split (:mod:`jumps.rates`):
-    for pair ``(r, n)``, ``coarse[r, n, g]`` is the rounded ``coarse_scale`` times the fraction
-    of ``total[r, n]`` in bath sets ``0..g``, and ``fine[r, n, g*(set_size-1) + j]`` the
-    rounded ``fine_scale`` times the fraction of set ``g``'s rate in its baths ``0..j``."""
-    n_baths, rows, n = weights.shape
-    sets = (n_baths + set_size - 1) // set_size
-    for r in numba.prange(rows):
-        level = 0.0
-        for c in range(n):
-            acc = 0.0
-            for a in range(n_baths):
-                acc += weights[a, r, c]
-            total[r, c] = acc
-            level += acc
-            running = 0.0
-            for g in range(sets):
-                lo = g * set_size
-                hi = min(n_baths, lo + set_size)
-                in_set = 0.0
-                for a in range(lo, hi):
-                    in_set += weights[a, r, c]
-                partial = 0.0
-                for j in range(hi - lo - 1):
-                    partial += weights[lo + j, r, c]
-                    fraction = partial / in_set if in_set > 0.0 else 0.0
-                    fine[r, c, g * (set_size - 1) + j] = np.rint(
-                        min(max(fraction, 0.0), 1.0) * fine_scale)
-                if g < sets - 1:
-                    running += in_set
-                    fraction = running / acc if acc > 0.0 else 0.0
-                    coarse[r, c, g] = np.rint(min(max(fraction, 0.0), 1.0) * coarse_scale)
-        level_rate[r] = level
-
-
-@numba.njit(cache=True, nogil=True)
-def _root(parent, i):
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
-
-
-@numba.njit(cache=True, nogil=True)
-def union_rows(parent, weights, first):
-    """Union-find: join row state ``first + r`` with every column ``n`` of ``weights[r, n] > 0``."""
-    for r in range(weights.shape[0]):
-        for n in range(weights.shape[1]):
-            if weights[r, n] > 0.0:
-                a, b = _root(parent, first + r), _root(parent, n)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
-
-
-@numba.njit(cache=True, nogil=True)
-def union_labels(parent, labels):
-    """Union-find: join every element ``i`` with ``labels[i]`` (another forest's roots)."""
-    for i in range(parent.size):
-        a, b = _root(parent, i), _root(parent, labels[i])
-        if a != b:
-            parent[max(a, b)] = min(a, b)
-
-
-@numba.njit(cache=True, nogil=True)
-def union_roots(parent):
-    """The root (component label) of every element of a union-find forest."""
-    out = np.empty_like(parent)
-    for i in range(parent.size):
-        out[i] = _root(parent, i)
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
-def segmented_cumsum(values, ptr):
-    """Cumulative sums restarting at each ``ptr[k]`` (no cancellation across segments)."""
-    out = np.empty_like(values)
-    for k in range(ptr.size - 1):
-        acc = 0.0
-        for j in range(ptr[k], ptr[k + 1]):
-            acc += values[j]
-            out[j] = acc
-    return out

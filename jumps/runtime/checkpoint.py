@@ -12,14 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError
+from ..core.sums import Accumulator
+from ..errors import ConfigError
 from .io import write_json, write_npz
-from .unravel import Accumulator
 
 CHECKPOINT_DIR = "checkpoint"
 
@@ -37,22 +37,28 @@ class RankCheckpoint:
         self.path = Path(out) / CHECKPOINT_DIR / f"a{attempt:03d}-r{rank:04d}.npz"
 
     def write(self, sums: dict[str, np.ndarray], chunks: list[int], rows: np.ndarray,
-              heat: np.ndarray, n_jumps: np.ndarray) -> None:
+              records: dict[str, np.ndarray]) -> None:
+        """The sums of ``chunks`` and the per-trajectory ``records`` of their ``rows``."""
         write_npz(self.path, {**{f"sum_{k}": v for k, v in sums.items()},
-                              "chunks": np.array(chunks, dtype=np.int64),
-                              "rows": rows, "heat": heat[rows], "n_jumps": n_jumps[rows]})
+                              **{f"record_{k}": v[rows] for k, v in records.items()},
+                              "chunks": np.array(chunks, dtype=np.int64), "rows": rows})
 
 
 @dataclass
 class Previous:
-    """What earlier attempts finished: ``sums`` added up, and per-trajectory records."""
+    """What earlier attempts finished: ``sums`` added up, and per-trajectory records (one
+    ``(rows, {name: values})`` per checkpoint file)."""
 
     attempt: int
-    chunks: set[int]
-    sums: dict[str, np.ndarray] | None
-    rows: list[np.ndarray]
-    heat: list[np.ndarray]
-    n_jumps: list[np.ndarray]
+    chunks: set[int] = field(default_factory=set)
+    sums: dict[str, np.ndarray] | None = None
+    records: list[tuple[np.ndarray, dict[str, np.ndarray]]] = field(default_factory=list)
+
+    def fill(self, records: dict[str, np.ndarray]) -> None:
+        """Write the earlier attempts' per-trajectory records into ``records`` (in place)."""
+        for rows, values in self.records:
+            for name, value in values.items():
+                records[name][rows] = value
 
 
 def start_or_resume(out: Path, identity: dict, resume: bool, force: bool) -> Previous:
@@ -71,22 +77,21 @@ def start_or_resume(out: Path, identity: dict, resume: bool, force: bool) -> Pre
     if not directory.exists():
         directory.mkdir(parents=True)
         write_json(plan_file, identity)
-        return Previous(1, set(), None, [], [], [])
+        return Previous(1)
     if not plan_file.exists() or json.loads(plan_file.read_text()) != identity:
         raise ConfigError("--resume", "the config, trajectory count or chunk size changed since "
                                       "the interrupted run; use --force to start over")
     paths = sorted(directory.glob("a*-r*.npz"))
     attempt = 1 + max((int(p.name[1:4]) for p in paths), default=0)
     accumulator = Accumulator()
-    previous = Previous(attempt, set(), None, [], [], [])
+    previous = Previous(attempt)
     for path in paths:
         with np.load(path) as data:
             state = {k: data[k] for k in data.files}
         previous.chunks.update(state["chunks"].tolist())
         accumulator.add({k[4:]: v for k, v in state.items() if k.startswith("sum_")})
-        previous.rows.append(state["rows"])
-        previous.heat.append(state["heat"])
-        previous.n_jumps.append(state["n_jumps"])
+        previous.records.append((state["rows"], {k[7:]: v for k, v in state.items()
+                                                 if k.startswith("record_")}))
     previous.sums = accumulator.sums() if paths else None
     return previous
 

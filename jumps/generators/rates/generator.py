@@ -47,12 +47,23 @@ import numpy as np
 import scipy.linalg as sl
 import scipy.sparse as sp
 
-from . import kernels
-from .baths import Bath, LambShiftTable
-from .davies import common_beta, default_degeneracy_tol, gibbs_populations
-from .errors import ConfigError
-from .matrices import is_real, sparse
-from .rate_kernels import COARSE_SCALE, FINE_SCALE
+from ...core.alias import alias_rows
+from ...core.memory import available_memory
+from ...errors import ConfigError
+from ...physics.baths import Bath, LambShiftTable
+from ...physics.matrices import is_real, sparse
+from ...physics.spectrum import common_beta, default_degeneracy_tol, gibbs_populations
+from ..base import NotApplicable
+from . import build_kernels as kernels
+from .kernels import COARSE_SCALE, FINE_SCALE
+
+# A block of source states holds its (n_baths, b, d) rates as float64 in about this many
+# elements (1 GiB), and at least MIN_BLOCK sources (narrower products fall below BLAS-3 speed).
+BLOCK_WEIGHT_ELEMENTS = 1 << 27
+MIN_BLOCK = 16
+# Eigenvector rows are processed in blocks of this many elements (128 MiB of float64), so that
+# no d x d temporary is made at d = 16384.
+ROW_BLOCK_ELEMENTS = 1 << 24
 
 # Per bath group (baths with equal parameters): a Chebyshev table of gamma(w), evaluated by the
 # kernel only for the rare exact bath decisions, and only when there are several groups (with
@@ -162,7 +173,7 @@ class RateGenerator:
         operator = sparse(operator)
         d = self.dimension
         out = np.empty(d)
-        step = max(1, (1 << 24) // d)
+        step = max(1, ROW_BLOCK_ELEMENTS // d)
         for lo in range(0, d, step):
             rows = self.vectors[lo:lo + step]
             out[lo:lo + step] = np.real(np.einsum("md,md->m", rows.conj(),
@@ -220,25 +231,13 @@ def memory_estimate(d: int, n_baths: int, complex_vectors: bool = False,
     return {**kept, "kept": total, "peak": max(total + temporaries, 2 * vector + 26 * 8 * d)}
 
 
-def available_memory() -> float:
-    """Bytes of memory available to this process (MemAvailable, or physical memory)."""
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return float(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-
-
 def _block_size(d: int, n_baths: int) -> int:
     """Source states per block: the per-block weights (n_baths, b, d) stay near 1 GiB (wide
     blocks keep the products at BLAS-3 speed). ``JUMPS_BUILD_BLOCK`` sets it (tests use small
     blocks to deal several to each rank)."""
     if os.environ.get("JUMPS_BUILD_BLOCK"):
         return int(min(d, max(1, int(os.environ["JUMPS_BUILD_BLOCK"]))))
-    return int(min(d, max(16, (1 << 27) // max(1, n_baths * d))))
+    return int(min(d, max(MIN_BLOCK, BLOCK_WEIGHT_ELEMENTS // max(1, n_baths * d))))
 
 
 # -- the build --------------------------------------------------------------------------------
@@ -289,7 +288,7 @@ def build_rate_generator(hamiltonian, couplings: list, baths: list[Bath],
     tol = default_degeneracy_tol(energies) if degeneracy_tol is None else float(degeneracy_tol)
     spacing = float(np.min(np.diff(energies))) if d > 1 else np.inf
     if spacing <= tol:  # the same shared energies on every rank: all raise together
-        raise ConfigError("system", f"degenerate levels (spacing {spacing:.3g} <= degeneracy_tol "
+        raise NotApplicable("system", f"degenerate levels (spacing {spacing:.3g} <= degeneracy_tol "
                                     f"{tol:.3g}): the rates generator needs a non-degenerate "
                                     "spectrum; use run.generator = 'channels'")
     operators = [sparse(A) for A in couplings]
@@ -459,8 +458,8 @@ def _block(energies, vectors, operators, baths, groups, shift_tables, lo, hi, ou
                        out["level_rate"][rows],
                        out["coarse_split"].reshape(height, d, sets - 1)[rows],
                        out["fine_split"].reshape(height, d, n_baths - sets)[rows])
-    kernels.alias_rows(total, out["threshold"].reshape(-1, d)[rows],
-                       out["alias"].reshape(-1, d)[rows])
+    alias_rows(total, out["threshold"].reshape(-1, d)[rows],
+               out["alias"].reshape(-1, d)[rows])
     _join(parent, total, lo)
     return seconds
 

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...core.alias import alias_tables
+from ...core.lanes import Initial, segmented_cumsum
+from ...core.sums import Accumulator, mean_stderr
+from ...errors import ConfigError
+from ...physics.matrices import as_array
+from ..base import replay_jumps
 from . import kernels
-from .davies import DaviesGenerator
-from .errors import ConfigError
-from .matrices import as_array
+from .generator import DaviesGenerator
 
 # Tally arrays that are sums over trajectories. Integer counts add exactly in any order and
 # accumulate in place; float sums are made per chunk and merged with compensation.
@@ -21,22 +25,7 @@ INT_FIELDS = ("level_counts", "jump_counts", "trans_counts")
 FLOAT_FIELDS = ("pop_sum", "pop_sumsq", "obs_sum", "obs_sumsq", "rho_sum", "rho_sumsq",
                 "rhodiag_sum", "rhodiag_sumsq", "occupation_time")
 SUM_FIELDS = INT_FIELDS + FLOAT_FIELDS
-# Sparse counts (the rates generator's transitions): sorted unique keys and their counts.
-SPARSE_KEYS = ("transition_keys", "transition_counts")
 
-
-def merge_counts(keys_a, counts_a, keys_b, counts_b) -> tuple[np.ndarray, np.ndarray]:
-    """Sparse counts ``(sorted unique keys, counts)``: the sum of two."""
-    return sum_counts(np.concatenate([keys_a, keys_b]), np.concatenate([counts_a, counts_b]))
-
-
-def sum_counts(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(sorted unique keys, total count of each)`` of keys that may repeat (integer sums)."""
-    keys, counts = np.asarray(keys, dtype=np.int64), np.asarray(counts, dtype=np.int64)
-    unique, inverse = np.unique(keys, return_inverse=True)
-    total = np.zeros(unique.size, dtype=np.int64)
-    np.add.at(total, inverse, counts)
-    return unique, total
 
 
 def pack_engine(generator: DaviesGenerator) -> kernels.Engine:
@@ -121,7 +110,7 @@ def _transition_table(g: DaviesGenerator) -> dict[str, np.ndarray]:
     pair_weight = np.bincount(pair_of, weights=weight, minlength=pair_first.size - 1)
     pair_ptr = np.searchsorted(group_source[pair_first[:-1]], np.arange(g.n_levels + 1)).astype(np.int64)
     pairs = aligned_empty(pair_weight.size, kernels.PAIR)
-    pairs["threshold"], pairs["alias"] = kernels.alias_tables(pair_weight, pair_ptr)
+    pairs["threshold"], pairs["alias"] = alias_tables(pair_weight, pair_ptr)
     pairs["weight"] = pair_weight
     pairs["first"], pairs["end"] = pair_first[:-1], pair_first[1:]
     pairs["target"] = group_target[pair_first[:-1]]
@@ -143,14 +132,14 @@ def aligned_empty(size: int, dtype: np.dtype, alignment: int = 64) -> np.ndarray
     return raw[offset:offset + size * dtype.itemsize].view(dtype)
 
 
-def make_initial(generator: DaviesGenerator, psi0: np.ndarray | None) -> kernels.Initial:
+def make_initial(generator: DaviesGenerator, psi0: np.ndarray | None) -> Initial:
     """Initial state: a pure state (user's basis) or, with ``psi0=None``, Gibbs-sampled
     eigenstates (at the baths' common temperature)."""
     d = generator.dimension
     if psi0 is None:
         populations = generator.gibbs_populations()
-        return kernels.Initial(psi=np.zeros(d, dtype=complex),
-                               cumulative=kernels.segmented_cumsum(populations, np.array([0, d])),
+        return Initial(psi=np.zeros(d, dtype=complex),
+                               cumulative=segmented_cumsum(populations, np.array([0, d])),
                                eigenstate=np.array([-1]))
     psi0 = as_array(psi0).astype(complex).ravel()
     if psi0.size != d:
@@ -161,7 +150,7 @@ def make_initial(generator: DaviesGenerator, psi0: np.ndarray | None) -> kernels
     psi[np.abs(psi) < 1e-14] = 0.0
     psi /= np.linalg.norm(psi)
     support = np.flatnonzero(psi)
-    return kernels.Initial(psi=psi, cumulative=np.zeros(0),
+    return Initial(psi=psi, cumulative=np.zeros(0),
                            eigenstate=np.array([support[0] if support.size == 1 else -1]))
 
 
@@ -178,7 +167,7 @@ def new_tally(generator: DaviesGenerator, engine: kernels.Engine, times: np.ndar
                        len(generator.baths) if n_baths is None else n_baths, amplitude)
 
 
-def amplitude_possible(engine: kernels.Engine, initial: kernels.Initial) -> bool:
+def amplitude_possible(engine: kernels.Engine, initial: Initial) -> bool:
     """Can a trajectory ever leave pure mode? Not if every level is non-degenerate and every
     initial state is one eigenstate (an eigenstate, or Gibbs sampling)."""
     if np.any(np.diff(engine.level_ptr) > 1):
@@ -230,28 +219,6 @@ def fresh_tally(template: kernels.Tally, count: int,
     return template._replace(**zeros, **counters, heat=np.zeros((count, template.heat.shape[1])),
                              n_jumps=np.zeros(count, dtype=np.int64))
 
-
-def seed_key(seed: int) -> np.ndarray:
-    """Two uint64 words of the kernel's key, from ``np.random.SeedSequence(seed)``."""
-    return np.random.SeedSequence(seed).generate_state(2, dtype=np.uint64)
-
-
-def mean_stderr(total: np.ndarray, total_sq: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard error from the sum and the sum of squares of ``n`` samples.
-
-    ``sum x^2 - (sum x)^2 / n`` carries the rounding noise of the sums, up to about
-    ``n * eps * sum x^2`` for ``n`` naive additions; a spread below ``8 n eps sum x^2`` cannot
-    be told from zero and is returned as exactly zero (so a quantity that is the same in every
-    trajectory, such as the initial state, has zero error however the sums were chunked). This
-    only zeroes variances below ~1e-15 n of the mean square: far below any statistical error.
-    """
-    mean = total / n
-    if n < 2:
-        return mean, np.full_like(mean, np.inf)
-    spread = total_sq - total * total / n
-    floor = 8.0 * n * np.finfo(float).eps * np.abs(total_sq)
-    variance = np.where(spread > floor, spread, 0.0) / (n - 1)
-    return mean, np.sqrt(variance / n)
 
 
 def _full_size(sums: dict[str, np.ndarray], n_obs: int, d: int, density: str | None) -> dict:
@@ -336,44 +303,6 @@ def transition_arrays(engine: kernels.Engine, trans_counts: np.ndarray) -> dict[
             "transition_count": np.rint(count).astype(np.int64)}
 
 
-class Accumulator:
-    """Running sums of chunk tallies, merged with Neumaier's compensated summation.
-
-    A chunk's own sums depend only on its trajectories (fixed by the plan), so with compensated
-    merging the totals agree to rounding (~1e-16 relative) however chunks are spread over ranks
-    or resumed runs, instead of an error that grows with the number of trajectories.
-    """
-
-    def __init__(self):
-        self.total: dict[str, np.ndarray] = {}
-        self.compensation: dict[str, np.ndarray] = {}
-
-    def add(self, sums: dict[str, np.ndarray]) -> None:
-        if "transition_keys" in sums:
-            keys, counts = sums["transition_keys"], sums["transition_counts"]
-            if "transition_keys" in self.total:
-                keys, counts = merge_counts(self.total["transition_keys"],
-                                            self.total["transition_counts"], keys, counts)
-            self.total["transition_keys"], self.total["transition_counts"] = keys, counts
-            sums = {k: v for k, v in sums.items() if k not in SPARSE_KEYS}
-        for name, value in sums.items():
-            if name not in self.total:
-                self.total[name] = np.array(value, copy=True)
-                self.compensation[name] = np.zeros_like(self.total[name])
-                continue
-            total = self.total[name]
-            if not np.issubdtype(total.dtype, np.inexact):
-                total += value
-                continue
-            new = total + value
-            self.compensation[name] += np.where(np.abs(total) >= np.abs(value),
-                                                (total - new) + value, (value - new) + total)
-            self.total[name] = new
-
-    def sums(self) -> dict[str, np.ndarray]:
-        return {name: self.total[name] + self.compensation.get(name, 0) for name in self.total}
-
-
 class ChunkRunner:
     """Runs chunks of trajectories and keeps their sums and per-trajectory records.
 
@@ -388,7 +317,7 @@ class ChunkRunner:
         Total number of trajectories (sizes the per-trajectory arrays).
     """
 
-    def __init__(self, engine: kernels.Engine, initial: kernels.Initial, template: kernels.Tally,
+    def __init__(self, engine: kernels.Engine, initial: Initial, template: kernels.Tally,
                  key: np.ndarray, ntraj: int):
         self.engine, self.initial, self.template, self.key = engine, initial, template, key
         self.counters = {name: np.zeros_like(getattr(template, name)) for name in INT_FIELDS}
@@ -405,31 +334,27 @@ class ChunkRunner:
         self.n_jumps[first:first + count] = tally.n_jumps
         return int(jumps)
 
-    def jump_list(self, trajectories: int, capacity: int = 4096) -> dict[str, np.ndarray]:
-        """The full jump record ``(trajectory, time, channel)`` of trajectories ``0..K-1``.
+    def jump_list(self, trajectories: int) -> dict[str, np.ndarray]:
+        """The jumps ``(trajectory, time, channel)`` of trajectories ``0..K-1``, replayed from
+        their own streams (:func:`jumps.generators.base.replay_jumps`); a channel's bath is
+        ``channel_bath``."""
+        def replay(index: int, capacity: int):
+            tally = fresh_tally(self.template, 1)._replace(
+                log_time=np.zeros(capacity), log_channel=np.zeros(capacity, dtype=np.int64),
+                log_count=np.zeros(1, dtype=np.int64))
+            kernels.run_chunk(self.engine, self.initial, tally, self.key, index, 1)
+            return int(tally.log_count[0]), tally.log_time, tally.log_channel
 
-        Trajectories are replayed one by one from their own random streams (identical to the
-        main run), with the buffer doubled and the trajectory re-run when it overflows.
-        """
-        records = {"jump_trajectory": [], "jump_time": [], "jump_channel": []}
-        for index in range(trajectories):
-            while True:
-                tally = fresh_tally(self.template, 1)._replace(
-                    log_time=np.zeros(capacity), log_channel=np.zeros(capacity, dtype=np.int64),
-                    log_count=np.zeros(1, dtype=np.int64))
-                kernels.run_chunk(self.engine, self.initial, tally, self.key, index, 1)
-                n = int(tally.log_count[0])
-                if n <= capacity:
-                    break
-                capacity = 2 * n
-            records["jump_trajectory"].append(np.full(n, index, dtype=np.int64))
-            records["jump_time"].append(tally.log_time[:n])
-            records["jump_channel"].append(tally.log_channel[:n])
-        return {key: np.concatenate(value) if value else np.zeros(0) for key, value in records.items()}
+        trajectory, time, channel = replay_jumps(replay, trajectories)
+        return {"jump_trajectory": trajectory, "jump_time": time, "jump_channel": channel}
+
+    @property
+    def records(self) -> dict[str, np.ndarray]:
+        return {"heat": self.heat, "n_jumps": self.n_jumps}
 
     def sums(self, transitions: bool = True) -> dict[str, np.ndarray]:
         """The running sums (zeros before the first chunk); ``transitions`` is for the
-        interface of :class:`jumps.rate_unravel.RateChunkRunner` (dense counts here)."""
+        interface (the transition counts are dense arrays here)."""
         floats = self.accumulator.sums() if self.accumulator.total else {
             name: np.zeros_like(getattr(self.template, name)) for name in FLOAT_FIELDS}
         return {**self.counters, **floats}
