@@ -1,6 +1,6 @@
 """Detailed-balance statistics of the jump records.
 
-Rates between levels (DESIGN.md section 2; ``w > 0`` is emission). For a pair of levels
+Rates between levels (docs/design.md, "Conventions"; ``w > 0`` is emission). For a pair of levels
 ``lower < upper`` with gap ``dE = E_upper - E_lower``:
 
 - ``Gamma_down = N(upper -> lower) / T_occ(upper)`` and
@@ -243,7 +243,7 @@ def _fit_beta(result: Result, baths: tuple[int, ...], entries: list[dict]) -> di
 
 def flux_balance(result: Result) -> dict:
     """Jump counts through ``+w`` and ``-w`` of each bath: in the Gibbs state the fluxes
-    balance exactly (DESIGN.md section 2), so on a run *started* in the Gibbs state (stationary
+    balance exactly (docs/design.md, "Conventions"), so on a run *started* in the Gibbs state (stationary
     at all times) ``E[N(w)] = E[N(-w)]``.
 
     ``z = (N(w) - N(-w)) / sqrt(N(w) + N(-w))`` uses the variance of independent Poisson

@@ -1,5 +1,5 @@
 """Heat statistics: the energy each trajectory hands to each bath (``Q_a``, the sum of the Bohr
-frequencies of its jumps into bath ``a``; DESIGN.md section 2), its mean and variance with
+frequencies of its jumps into bath ``a``; docs/design.md, "Conventions"), its mean and variance with
 errors, its histogram, and the energy balance ``sum_a <Q_a> = -(<H>(t_final) - <H>(0))``.
 """
 

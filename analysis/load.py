@@ -68,7 +68,7 @@ def _derive_missing(arrays: dict, meta: dict) -> tuple[str, ...]:
     """Fill arrays a result may lack: levels from the spectrum, unknown bath temperatures."""
     derived = []
     if "level_ptr" not in arrays:
-        # Members of a degenerate level carry the level's energy exactly (jumps.davies).
+        # Members of a degenerate level carry the level's energy exactly (jumps.generators.channels.generator).
         energies = arrays["energies"]
         breaks = np.flatnonzero(np.diff(energies) != 0) + 1
         arrays["level_ptr"] = np.concatenate([[0], breaks, [energies.size]]).astype(np.int64)

@@ -174,7 +174,7 @@ def exact_mean_heat(system: System, t_final: float) -> np.ndarray:
 
     ``<Q_a> = sum_{c in a} w_c gamma_c Tr(A_c^dag A_c X)`` with ``X = integral_0^T rho(t) dt``,
     the jump rate of channel ``c`` times the energy ``w_c`` each jump gives bath ``a``
-    (DESIGN.md section 2). ``X`` comes from one exponential of the augmented generator
+    (docs/design.md, "Conventions"). ``X`` comes from one exponential of the augmented generator
     ``[[L, 0], [1, 0]]`` acting on ``(rho0, 0)``.
     """
     g = system.generator

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jumps.generators.channels.generator import DaviesGenerator, build_generator
 from jumps.physics import baths, models
+from jumps.runtime.config import dump_config
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,19 @@ def tfim_system(spins: int, h: float, hz: float, eta: float = 0.01, cutoff: floa
     couplings = [model.operators[f"sx:{j}"] for j in range(spins)]
     bath_list = [baths.ohmic(eta, cutoff, beta) for _ in range(spins)]
     return model, build_generator(model.hamiltonian, couplings, bath_list, lamb_shift=lamb_shift)
+
+
+def tfim_config(spins: int, h: float, hz: float, initial_state: dict, **run: object) -> str:
+    """TOML text of a ``python -m jumps run`` of the chain of :func:`tfim_system` (J = 1, an
+    Ohmic bath eta = 0.01, cutoff 5, T = 1 on every site through ``sigma_x``) over
+    ``t in [0, 50]`` on 101 points, no density matrix; ``run`` adds or replaces [run] keys."""
+    return dump_config({
+        "system": {"model": "tfim_chain", "params": {"n": spins, "J": 1.0, "h": h, "hz": hz}},
+        "baths": [{"coupling": "sx:*", "spectral_density": "ohmic", "eta": 0.01, "cutoff": 5.0,
+                   "temperature": 1.0}],
+        "initial_state": initial_state,
+        "run": {"t_final": 50.0, "n_times": 101, "density_matrix": "none", **run},
+    })
 
 
 def format_table(headers: list[str], rows: list[list[object]]) -> str:

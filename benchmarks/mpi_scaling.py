@@ -32,33 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import format_table, load_average, median
-
-TRAJECTORY_BOUND_CONFIG = """\
-# Written by benchmarks/mpi_scaling.py: a trajectory-bound run for strong scaling.
-[system]
-model = "tfim_chain"
-params = {{ n = {spins}, J = 1.0, h = 1.1, hz = 0.3 }}
-
-[[baths]]
-coupling = "sx:*"
-spectral_density = "ohmic"
-eta = 0.01
-cutoff = 5.0
-temperature = 1.0
-
-[initial_state]
-kind = "product"
-state = "{state}"
-
-[run]
-t_final = 50.0
-n_times = 101
-trajectories = {trajectories}
-seed = 11
-observables = ["energy", "sz:0"]
-density_matrix = "none"
-"""
+from common import format_table, load_average, median, tfim_config
 
 
 def parse_args() -> argparse.Namespace:
@@ -96,8 +70,12 @@ def main() -> int:
         config = args.config
         if config is None:
             config = workdir / "trajectory_bound.toml"
-            config.write_text(TRAJECTORY_BOUND_CONFIG.format(
-                spins=args.spins, state="u" * args.spins, trajectories=args.trajectories))
+            text = tfim_config(args.spins, h=1.1, hz=0.3,
+                               initial_state={"kind": "product", "state": "u" * args.spins},
+                               trajectories=args.trajectories, seed=11,
+                               observables=["energy", "sz:0"])
+            config.write_text("# Written by benchmarks/mpi_scaling.py: a trajectory-bound run "
+                              "for strong scaling.\n" + text)
         print(f"# mpi_scaling: {config if args.config else 'default trajectory-bound config'}, "
               f"{args.trajectories} trajectories, ranks {args.ranks}, {args.repeats} rounds")
         print(f"# {load_average()} (before)", flush=True)

@@ -29,31 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import format_table, load_average
-
-CONFIG = """
-[system]
-model = "tfim_chain"
-params = {{ n = {spins}, J = 1.0, h = 1.05, hz = 0.5 }}
-[[baths]]
-coupling = "sx:*"
-spectral_density = "ohmic"
-eta = 0.01
-cutoff = 5.0
-temperature = 1.0
-[initial_state]
-kind = "eigenstate"
-index = -1
-[run]
-t_final = 50.0
-n_times = 101
-trajectories = 4000
-seed = 3
-observables = ["energy"]
-density_matrix = "none"
-generator = "{generator}"
-cache = false
-"""
+from common import format_table, load_average, tfim_config
 
 
 def main() -> int:
@@ -70,7 +46,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for generator in args.generators:
             config = Path(tmp) / f"{generator}.toml"
-            config.write_text(CONFIG.format(spins=args.spins, generator=generator))
+            config.write_text(tfim_config(
+                args.spins, h=1.05, hz=0.5, initial_state={"kind": "eigenstate", "index": -1},
+                trajectories=4000, seed=3, observables=["energy"], generator=generator,
+                cache=False))
             for shared in ("1", "0"):
                 out = Path(tmp) / f"{generator}-{shared}"
                 command = [args.mpiexec, "-n", str(args.ranks), sys.executable, "-m", "jumps",

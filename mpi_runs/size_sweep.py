@@ -20,29 +20,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-
-def toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    return repr(value)
-
-
-def dump_toml(raw: dict) -> str:
-    """The small TOML subset jumps configs use: tables, arrays of tables, inline values."""
-    lines = []
-    for section, body in raw.items():
-        entries = body if isinstance(body, list) else [body]
-        for entry in entries:
-            lines.append(f"[[{section}]]" if isinstance(body, list) else f"[{section}]")
-            lines += [f"{key} = {toml_value(value)}" for key, value in entry.items()]
-            lines.append("")
-    return "\n".join(lines)
+from jumps.runtime.config import dump_config
 
 
 def main() -> int:
@@ -65,7 +43,7 @@ def main() -> int:
         if args.trajectories:
             raw["run"]["trajectories"] = args.trajectories
         config = args.out / f"n{spins}.toml"
-        config.write_text(dump_toml(raw))
+        config.write_text(dump_config(raw))
         out = args.out / f"n{spins}"
         command = [sys.executable, "-m", "jumps", "run", str(config), "--out", str(out),
                    "--force", "--quiet"]

@@ -1,5 +1,6 @@
 """Shared helpers for the trajectory tests: run trajectories in-process (no files) and compare
-their averages with the dense master-equation solution of :mod:`jumps.exact`.
+their averages with the dense master-equation solution of :mod:`jumps.exact`; and the config
+dictionaries the tests write as TOML files (``QUBIT``, ``ohmic_bath``, ``config_toml``).
 
 The comparison rules, used by every statistical test and so stated once, here. A trajectory
 average of a quantity whose per-trajectory values span a range ``R`` (1 for populations and
@@ -28,6 +29,7 @@ by its z-score ``(mean - exact) / stderr`` only where the mean is close to Gauss
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +38,7 @@ from jumps.core.lanes import Initial
 from jumps.core.random import seed_key
 from jumps.generators.channels import kernels, unravel
 from jumps.physics import exact
+from jumps.runtime.config import dump_config
 
 MIN_EVENTS = 30
 BERNSTEIN_DELTA = 1e-6
@@ -300,3 +303,44 @@ if __name__ == "__main__":  # used by the NUMBA_DISABLE_JIT=1 subprocess
     import sys
 
     np.savez(sys.argv[1], **tiny_case_arrays())
+
+
+# -- configs the tests write as TOML files -------------------------------------------------------
+
+OHMIC = {"spectral_density": "ohmic", "eta": 0.05, "cutoff": 5.0, "temperature": 1.0}
+
+
+def ohmic_bath(coupling, **changes) -> dict:
+    """A ``[[baths]]`` entry: ``coupling`` (an operator expression or an inline matrix) to the
+    Ohmic bath ``OHMIC`` with ``changes``; a change to None removes the key
+    (``temperature=None, beta=2.0``)."""
+    entry = {"coupling": coupling, **OHMIC, **changes}
+    return {key: value for key, value in entry.items() if value is not None}
+
+
+QUBIT = {
+    "system": {"model": "two_level", "params": {"w0": 1.0}},
+    "baths": [ohmic_bath("0.8*sx + 0.6*sz")],
+    "initial_state": {"kind": "product", "state": "+"},
+}
+"""A qubit coupled through ``0.8 sx + 0.6 sz`` (transitions and dephasing), started in |+>; no
+``[run]`` section (each test gives its own)."""
+
+
+def changed_config(base: dict, **sections: dict) -> dict:
+    """A copy of the config dictionary ``base`` with some sections changed: each keyword names
+    a section and gives the keys to set in it (``baths``: in every entry), adding the section
+    if ``base`` has none; a value None removes the key."""
+    raw = copy.deepcopy(base)
+    for name, changes in sections.items():
+        tables = raw["baths"] if name == "baths" else [raw.setdefault(name, {})]
+        for table in tables:
+            table.update(copy.deepcopy(changes))
+            for key in [k for k, v in changes.items() if v is None]:
+                del table[key]
+    return raw
+
+
+def config_toml(base: dict, **sections: dict) -> str:
+    """TOML text of ``changed_config(base, **sections)``."""
+    return dump_config(changed_config(base, **sections))

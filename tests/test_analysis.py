@@ -1,11 +1,11 @@
 """The analysis package: statistics on synthetic data with known answers, then on small real
 runs (fixed seeds) where the physics fixes the answer.
 
-Oracles: KMS detailed balance ``Gamma_up/Gamma_down = (b_up/b_low) exp(-beta dE)`` and the
-flux balance of the Gibbs state (DESIGN.md section 2); the dense master equation
-(``jumps.exact``) for averages and for the mean heat; Gaussian coverage 68.3/95.4/99.7% for
-honest error bars. Stochastic tolerances are in standard errors, or, for statistics of
-time-correlated points, in the run-to-run spread measured over 10 seeds (stated where used).
+Oracles: KMS detailed balance ``Gamma_up/Gamma_down = (b_up/b_low) exp(-beta dE)`` and the flux
+balance of the Gibbs state (docs/design.md, "Conventions"); the dense master equation
+(``jumps.exact``) for averages and for the mean heat; Gaussian coverage 68.3/95.4/99.7% for honest
+error bars. Stochastic tolerances are in standard errors, or, for statistics of time-correlated
+points, in the run-to-run spread measured over 10 seeds (stated where used).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 import math
 from pathlib import Path
 
+import helpers
 import numpy as np
 import pytest
 from scipy import stats
@@ -26,97 +27,48 @@ from analysis.load import Result
 from analysis.reference import Reference, rebuild, steady_state
 from analysis.stats import moments, poisson_interval
 from jumps.errors import ConfigError
-from jumps.runtime.config import load_config
+from jumps.runtime.config import dump_config, load_config
 from jumps.runtime.driver import run_exact, run_trajectories
 
 REPO = Path(__file__).resolve().parents[1]
 
-FOUR_LEVELS = """
-[system]
-hamiltonian = [[0.0, 0, 0, 0], [0, 0.8, 0, 0], [0, 0, 1.9, 0], [0, 0, 0, 3.1]]
-[[baths]]
-coupling = [[0.0, 1, 0.7, 0.5], [1, 0, 1, 0.6], [0.7, 1, 0, 1], [0.5, 0.6, 1, 0]]
-{bath}
-[initial_state]
-{initial}
-[run]
-t_final = 40.0
-n_times = 81
-trajectories = {ntraj}
-seed = {seed}
-observables = ["energy"]
-"""
-OHMIC = 'spectral_density = "ohmic"\neta = 0.02\ncutoff = 5.0\ntemperature = 1.0'
-RATES = 'spectral_density = "rates"\ntable = "gamma.npy"'
+# Four non-degenerate levels, every pair coupled; each run gives the bath and the initial state.
+FOUR_LEVELS = {
+    "system": {"hamiltonian": [[0.0, 0, 0, 0], [0, 0.8, 0, 0], [0, 0, 1.9, 0], [0, 0, 0, 3.1]]},
+    "baths": [{"coupling": [[0.0, 1, 0.7, 0.5], [1, 0, 1, 0.6], [0.7, 1, 0, 1], [0.5, 0.6, 1, 0]]}],
+    "run": {"t_final": 40.0, "n_times": 81, "trajectories": 2000, "seed": 3,
+            "observables": ["energy"]},
+}
+OHMIC = {**helpers.OHMIC, "eta": 0.02}
+RATES = {"spectral_density": "rates", "table": "gamma.npy"}
 
-QUBIT = """
-[system]
-model = "two_level"
-params = {{ w0 = 1.0 }}
-[[baths]]
-coupling = "0.8*sx + 0.6*sz"
-spectral_density = "ohmic"
-eta = {eta}
-cutoff = 5.0
-temperature = 1.0
-[initial_state]
-kind = "product"
-state = "+"
-[run]
-t_final = {t_final}
-n_times = {n_times}
-trajectories = {ntraj}
-seed = {seed}
-observables = ["sx", "sy", "sz", "energy"]
-"""
+
+def qubit(t_final: float, n_times: int, ntraj: int, seed: int) -> str:
+    """The qubit of ``helpers.QUBIT`` at eta = 0.1, observing sx, sy, sz and the energy."""
+    return helpers.config_toml(helpers.QUBIT, baths={"eta": 0.1}, run={
+        "t_final": t_final, "n_times": n_times, "trajectories": ntraj, "seed": seed,
+        "observables": ["sx", "sy", "sz", "energy"]})
+
 
 # Two collective qubits, H = w0 Sz, coupled through Sx: the Sz = 0 level is doubly degenerate
 # (triplet T0 and the dark singlet).
-COLLECTIVE = """
-[system]
-model = "collective_qubits"
-params = { n = 2, w0 = 1.0 }
-[[baths]]
-coupling = "Sx"
-spectral_density = "ohmic"
-eta = 0.05
-cutoff = 5.0
-temperature = 0.8
-[initial_state]
-kind = "gibbs"
-[run]
-t_final = 40.0
-n_times = 41
-trajectories = 1500
-seed = 11
-"""
+COLLECTIVE = dump_config({
+    "system": {"model": "collective_qubits", "params": {"n": 2, "w0": 1.0}},
+    "baths": [helpers.ohmic_bath("Sx", temperature=0.8)],
+    "initial_state": {"kind": "gibbs"},
+    "run": {"t_final": 40.0, "n_times": 41, "trajectories": 1500, "seed": 11},
+})
 
 # A three-level system between a cold bath (beta = 2, on 0-1 and 1-2) and a hot one (beta = 0.5,
 # on 0-2): a non-equilibrium steady state in which each bath still obeys KMS.
-TWO_TEMPERATURES = """
-[system]
-hamiltonian = [[0.0, 0, 0], [0, 1.0, 0], [0, 0, 2.5]]
-[[baths]]
-coupling = [[0.0, 1, 0], [1, 0, 1], [0, 1, 0]]
-spectral_density = "ohmic"
-eta = 0.03
-cutoff = 5.0
-beta = 2.0
-[[baths]]
-coupling = [[0.0, 0, 1], [0, 0, 0], [1, 0, 0]]
-spectral_density = "ohmic"
-eta = 0.03
-cutoff = 5.0
-beta = 0.5
-[initial_state]
-kind = "eigenstate"
-index = 0
-[run]
-t_final = 60.0
-n_times = 61
-trajectories = 1500
-seed = 5
-"""
+TWO_TEMPERATURES = dump_config({
+    "system": {"hamiltonian": [[0.0, 0, 0], [0, 1.0, 0], [0, 0, 2.5]]},
+    "baths": [helpers.ohmic_bath(coupling, eta=0.03, temperature=None, beta=beta)
+              for coupling, beta in (([[0.0, 1, 0], [1, 0, 1], [0, 1, 0]], 2.0),
+                                     ([[0.0, 0, 1], [0, 0, 0], [1, 0, 0]], 0.5))],
+    "initial_state": {"kind": "eigenstate", "index": 0},
+    "run": {"t_final": 60.0, "n_times": 61, "trajectories": 1500, "seed": 5},
+})
 
 
 def rates_table() -> np.ndarray:
@@ -146,12 +98,11 @@ def runs(tmp_path_factory):
     """The small runs, made once (each well under a second once Numba's cache is warm)."""
     root = tmp_path_factory.mktemp("runs")
     return {
-        "gibbs": make_run(root / "gibbs", FOUR_LEVELS.format(bath=OHMIC, initial='kind = "gibbs"',
-                                                             ntraj=2000, seed=3)),
-        "rates": make_run(root / "rates", FOUR_LEVELS.format(
-            bath=RATES, initial='kind = "eigenstate"', ntraj=2000, seed=3)),
-        "qubit": make_run(root / "qubit", QUBIT.format(eta=0.1, t_final=240.0, n_times=961,
-                                                       ntraj=2000, seed=21)),
+        "gibbs": make_run(root / "gibbs", helpers.config_toml(
+            FOUR_LEVELS, baths=OHMIC, initial_state={"kind": "gibbs"})),
+        "rates": make_run(root / "rates", helpers.config_toml(
+            FOUR_LEVELS, baths=RATES, initial_state={"kind": "eigenstate"})),
+        "qubit": make_run(root / "qubit", qubit(t_final=240.0, n_times=961, ntraj=2000, seed=21)),
         "collective": make_run(root / "collective", COLLECTIVE),
         "two_temperatures": make_run(root / "two_temperatures", TWO_TEMPERATURES),
     }
@@ -381,8 +332,8 @@ def test_error_bars_are_honest_long(tmp_path):
     t_final = 240; eight runs of twice the length shrink it four-fold)."""
     within = []
     for seed in range(8):
-        result = make_run(tmp_path / f"s{seed}", QUBIT.format(eta=0.1, t_final=480.0, n_times=1921,
-                                                               ntraj=4000, seed=100 + seed))
+        result = make_run(tmp_path / f"s{seed}", qubit(t_final=480.0, n_times=1921, ntraj=4000,
+                                                        seed=100 + seed))
         comparison = analyse(result).report["comparison"]
         within.append([comparison[f"within_{k}_sigma"] for k in (1, 2, 3)])
     pooled = np.mean(within, axis=0)
@@ -496,8 +447,11 @@ def test_result_saved_by_the_python_api(tmp_path):
 
 
 def test_jumps_never_imports_analysis():
-    """Dependencies point one way (DESIGN.md section 4): no module of jumps imports analysis."""
-    for path in (REPO / "jumps").glob("*.py"):
+    """Dependencies point one way (docs/design.md, "Invariants"): no module of jumps imports
+    analysis, in any subpackage."""
+    paths = list((REPO / "jumps").rglob("*.py"))
+    assert len(paths) > 30  # the subpackages are searched too
+    for path in paths:
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):

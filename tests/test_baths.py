@@ -1,4 +1,4 @@
-"""Baths: KMS rates, the dephasing limit, Lamb shifts (DESIGN.md section 2).
+"""Baths: KMS rates, the dephasing limit, Lamb shifts (docs/design.md, "Conventions").
 
 Convention under test: ``gamma(w) = 2 pi J(w) / (1 - exp(-beta w))`` with ``J`` odd, ``w > 0``
 emission; ``S(w) = (1/2pi) PV integral gamma(w') / (w - w') dw'``.
@@ -49,7 +49,7 @@ BETAS = [0.05, 0.7, 3.0, 40.0]
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("beta", BETAS)
 def test_kms_condition_to_rounding(kind, beta):
-    """KMS: gamma(-w) = exp(-beta w) gamma(w) (DESIGN.md section 2).
+    """KMS: gamma(-w) = exp(-beta w) gamma(w) (docs/design.md, "Conventions").
 
     The design asks for it to hold exactly (one rate computed from the other), so the tolerance
     is a few ulps: 1e-15 relative.
@@ -107,7 +107,7 @@ SLOPES = {
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("beta", [0.3, 2.0, 17.0])
 def test_dephasing_rate_at_zero(kind, beta):
-    """gamma(0) = 2 pi J'(0) / beta (DESIGN.md), and gamma is continuous there.
+    """gamma(0) = 2 pi J'(0) / beta (docs/design.md, "Conventions"), and gamma is continuous there.
 
     Oracle: the slope J'(0) of each spectral density in closed form. Tolerance: rounding, except
     for the callable bath whose slope is a forward difference (2e-7, see SLOPES). Continuity:

@@ -1,7 +1,7 @@
 """The Davies generator: closed-form relaxation of simple systems, Gibbs stationarity, dark
 states, steady-state uniqueness, basis independence inside degenerate subspaces, diagnostics.
 
-Conventions under test (DESIGN.md section 2): ``A(w) = sum_{E_m - E_n = w} |n><n|A|m><m|``
+Conventions under test (docs/design.md, "Conventions"): ``A(w) = sum_{E_m - E_n = w} |n><n|A|m><m|``
 lowers the energy by ``w``; ``gamma(w)``, ``w > 0``, is emission.
 """
 
@@ -57,7 +57,8 @@ def test_two_level_steady_state_polarisation(beta, kind):
 def test_two_level_emission_is_downhill():
     """Sign convention: the excited state (sz = +1) first decays at rate a_x^2 gamma(+w0), the
     emission rate, and the ground state is excited at a_x^2 gamma(-w0) = e^{-beta w0} times less
-    (DESIGN.md: w > 0 is emission). Oracle: the rate matrix equals those rates (1e-14)."""
+    (docs/design.md, "Conventions": w > 0 is emission). Oracle: the rate matrix equals those rates
+    (1e-14)."""
     bath = baths.ohmic(0.05, 5.0, 0.9)
     w0, a_x = 1.3, 0.7
     _, g = two_level(w0, a_x * SX, bath)
@@ -90,8 +91,8 @@ def test_two_level_coherence_decay_and_lamb_shift(a_x, a_z, beta):
     Gamma2 = Gamma1/2 + 2 a_z^2 gamma(0), Gamma1 = a_x^2 (gamma(w0) + gamma(-w0)), and turns at
     the Lamb-shifted gap: E_e - E_g = w0 + a_x^2 (S(w0) - S(-w0)) (H_LS = sum S(w) A^dag A:
     the excited level is shifted by a_x^2 S(w0) + a_z^2 S(0), the ground one by
-    a_x^2 S(-w0) + a_z^2 S(0)). Oracle: these closed forms of DESIGN.md's generator, complex
-    value compared, tolerance 1e-11 absolute (expm_multiply)."""
+    a_x^2 S(-w0) + a_z^2 S(0)). Oracle: these closed forms of the generator of docs/design.md,
+    "Conventions", complex value compared, tolerance 1e-11 absolute (expm_multiply)."""
     bath = baths.ohmic(0.06, 3.0, beta)
     w0 = 1.0
     _, g = two_level(w0, a_x * SX + a_z * SZ, bath)
@@ -256,8 +257,9 @@ def test_gibbs_is_not_stationary_for_non_thermal_rates():
 @settings(max_examples=25, deadline=None)
 @given(thermal_problems())
 def test_detailed_balance_of_rates(problem):
-    """Between two eigenstates, Gamma_up / Gamma_down = exp(-beta dE) (DESIGN.md section 2),
-    entry by entry of the classical rate matrix. 1e-12 relative (one product per rate)."""
+    """Between two eigenstates, Gamma_up / Gamma_down = exp(-beta dE) (docs/design.md,
+    "Conventions"), entry by entry of the classical rate matrix. 1e-12 relative (one product per
+    rate)."""
     H, couplings, bath_list, beta = problem
     if not np.isfinite(beta):
         return
@@ -274,10 +276,10 @@ def test_detailed_balance_of_rates(problem):
 # -- steady-state structure ---------------------------------------------------------------------
 
 def test_collective_qubits_singlet_is_dark():
-    """Two identical qubits coupled collectively through Sx: the singlet (|ud> - |du>)/sqrt(2)
-    has <singlet|Sx = 0 and no jump reaches it, so it stays populated forever and the steady
-    states form a 2-dimensional space (DESIGN.md: the partial secular treatment must group both
-    pairs of one gap into one operator). Tolerance 1e-12 (exact arithmetic up to rounding)."""
+    """Two identical qubits coupled collectively through Sx: the singlet (|ud> - |du>)/sqrt(2) has
+    <singlet|Sx = 0 and no jump reaches it, so it stays populated forever and the steady states form
+    a 2-dimensional space (docs/design.md, "Conventions": the partial secular treatment must group
+    both pairs of one gap into one operator). Tolerance 1e-12 (exact arithmetic up to rounding)."""
     model = models.build_model("collective_qubits", {"n": 2, "w0": 1.0})
     g = davies.build_generator(model.hamiltonian, [model.operator("Sx")],
                                [baths.ohmic(0.05, 5.0, 1.0)])
@@ -307,8 +309,8 @@ def test_independent_qubits_have_unique_steady_state():
 def test_tfim_unique_steady_state_is_gibbs():
     """TFIM, 4 spins, hz != 0 (non-integrable, no degeneracies), an independent Ohmic bath on
     sx of every site: the jump graph is connected, so the steady state is unique and equal to
-    the Gibbs state (DESIGN.md section 2). Tolerance 1e-9: SVD null vector of a 16x16 rate
-    problem whose smallest non-zero singular value is ~1e-3."""
+    the Gibbs state (docs/design.md, "Conventions"). Tolerance 1e-9: SVD null vector of a 16x16
+    rate problem whose smallest non-zero singular value is ~1e-3."""
     model = models.build_model("tfim_chain", {"n": 4, "J": 1.0, "h": 1.1, "hz": 0.3})
     bath = baths.ohmic(0.02, 5.0, 1.3)
     couplings = [model.operators[f"sx:{j}"] for j in range(4)]
@@ -322,11 +324,11 @@ def test_tfim_unique_steady_state_is_gibbs():
 
 
 def test_disconnected_jump_graph_reports_several_steady_states():
-    """A coupling that commutes with H (sz:0 on the Ising chain with h = 0) only dephases. In
-    each level, D(X)_ij = gamma(0) (a_i a_j - 1) X_ij with a = +-1 the sz:0 values, so X is
-    stationary iff it only joins states with equal a: the count is sum over levels of
-    n_+^2 + n_-^2 (here 8 of the 12 block-diagonal dimensions; DESIGN.md: report several steady
-    states, never hide them). Oracle: that count from the diagonal H and sz:0 directly."""
+    """A coupling that commutes with H (sz:0 on the Ising chain with h = 0) only dephases. In each
+    level, D(X)_ij = gamma(0) (a_i a_j - 1) X_ij with a = +-1 the sz:0 values, so X is stationary
+    iff it only joins states with equal a: the count is sum over levels of n_+^2 + n_-^2 (here 8 of
+    the 12 block-diagonal dimensions; docs/design.md, "Conventions": report several steady states,
+    never hide them). Oracle: that count from the diagonal H and sz:0 directly."""
     model = models.build_model("tfim_chain", {"n": 3, "J": 1.0, "h": 0.0, "hz": 0.37})
     sz0 = np.real(np.diag(model.operators["sz:0"]))
     energies = np.real(np.diag(model.hamiltonian))

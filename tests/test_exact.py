@@ -107,8 +107,8 @@ def bohr_channels(H, A, tol=1e-8):
 
 def reference_liouvillian(H, couplings, bath_list):
     """Dense Davies generator in the user's basis, column-major vec (vec(A X B) =
-    (B^T kron A) vec X), from DESIGN.md's formulas: H_LS = sum S(w) A(w)^dag A(w), jump terms
-    gamma(w) (A X A^dag - {A^dag A, X}/2)."""
+    (B^T kron A) vec X), from the formulas of docs/design.md, "Conventions":
+    H_LS = sum S(w) A(w)^dag A(w), jump terms gamma(w) (A X A^dag - {A^dag A, X}/2)."""
     d = H.shape[0]
     eye = np.eye(d)
     effective = H.astype(complex)

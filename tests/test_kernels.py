@@ -188,6 +188,20 @@ def _pair_generator(beta: float):
     return davies.build_generator(pair.hamiltonian, [pair.operator("Sx")], [bath]), bath
 
 
+def _assert_one_exponential_jump(g, psi0, level: int, rate: float, seed: int) -> None:
+    """2000 trajectories from ``psi0`` up to ``t = 40 / rate`` (censoring probability
+    exp(-40)): each jumps exactly once, after a time in ``level`` that is exponential with
+    ``rate``: Kolmogorov-Smirnov p > 1e-3 and the mean within 4 standard errors
+    (1 / (rate sqrt(N)))."""
+    ntraj = 2000
+    times = np.array([0.0, 40.0 / rate])
+    records = helpers.first_jump_records(g, psi0, times, seed=seed, ntraj=ntraj)
+    assert np.all(records["n_jumps"] == 1)
+    waits = records["occupation_time"][:, level]
+    assert stats.kstest(waits, "expon", args=(0, 1 / rate)).pvalue > 1e-3
+    assert abs(waits.mean() - 1 / rate) < 4 / (rate * np.sqrt(ntraj))
+
+
 def test_first_jump_time_from_excited_state_is_exponential():
     """A qubit in its excited eigenstate (pure-mode fast path) coupled through sx to a T = 0
     Ohmic bath: the first jump (emission) comes after an exponential time of rate
@@ -198,13 +212,7 @@ def test_first_jump_time_from_excited_state_is_exponential():
     g, bath = _qubit_generator(np.inf)
     rate = float(bath.rates(np.array([1.0]))[0])
     excited = g.level_of[np.argmax(g.energies)]
-    ntraj = 2000
-    times = np.array([0.0, 40.0 / rate])  # censoring probability exp(-40)
-    records = helpers.first_jump_records(g, UP, times, seed=101, ntraj=ntraj)
-    assert np.all(records["n_jumps"] == 1)
-    waits = records["occupation_time"][:, excited]
-    assert stats.kstest(waits, "expon", args=(0, 1 / rate)).pvalue > 1e-3
-    assert abs(waits.mean() - 1 / rate) < 4 / (rate * np.sqrt(ntraj))
+    _assert_one_exponential_jump(g, UP, excited, rate, seed=101)
 
 
 def test_first_jump_time_inside_degenerate_level_is_exponential():
@@ -217,13 +225,7 @@ def test_first_jump_time_inside_degenerate_level_is_exponential():
     g, bath = _pair_generator(np.inf)
     rate = 0.5 * float(bath.rates(np.array([1.0]))[0])
     level = int(np.flatnonzero(g.level_sizes == 2)[0])
-    ntraj = 2000
-    times = np.array([0.0, 40.0 / rate])
-    records = helpers.first_jump_records(g, TRIPLET_ZERO, times, seed=102, ntraj=ntraj)
-    assert np.all(records["n_jumps"] == 1)
-    waits = records["occupation_time"][:, level]
-    assert stats.kstest(waits, "expon", args=(0, 1 / rate)).pvalue > 1e-3
-    assert abs(waits.mean() - 1 / rate) < 4 / (rate * np.sqrt(ntraj))
+    _assert_one_exponential_jump(g, TRIPLET_ZERO, level, rate, seed=102)
 
 
 def test_first_jump_time_of_partly_dark_state():

@@ -1,8 +1,9 @@
-"""``python -m jumps run`` end to end, in a real subprocess: the result directory of DESIGN.md
-section 5, refusal to overwrite, command-line overrides, and a run started in the Gibbs state.
+"""``python -m jumps run`` end to end, in a real subprocess: the result directory of docs/design.md,
+"Result format", refusal to overwrite, command-line overrides, and a run started in the Gibbs state.
 
-Oracles: the DESIGN.md list of result keys; the same trajectories run in-process through
-``jumps.unravel`` (identical random streams, so identical jump records); the Gibbs state.
+Oracles: the list of result keys in docs/design.md, "Result format"; the same trajectories run
+in-process through ``jumps.unravel`` (identical random streams, so identical jump records); the
+Gibbs state.
 """
 
 from __future__ import annotations
@@ -20,56 +21,20 @@ import pytest
 from jumps import generators
 from jumps.runtime import config as config_module
 from jumps.runtime import driver as run_module
+from jumps.runtime.config import dump_config
 
 REPO = Path(__file__).resolve().parents[1]
 
-TWO_LEVEL = """\
-[system]
-model = "two_level"
-params = { w0 = 1.0 }
+TWO_LEVEL = helpers.config_toml(helpers.QUBIT, run={
+    "t_final": 20.0, "n_times": 21, "trajectories": 300, "seed": 7,
+    "observables": ["sx", "sz:0", "energy"], "density_matrix": "full"})
 
-[[baths]]
-coupling = "0.8*sx + 0.6*sz"
-spectral_density = "ohmic"
-eta = 0.05
-cutoff = 5.0
-temperature = 1.0
-
-[initial_state]
-kind = "product"
-state = "+"
-
-[run]
-t_final = 20.0
-n_times = 21
-trajectories = 300
-seed = 7
-observables = ["sx", "sz:0", "energy"]
-density_matrix = "full"
-"""
-
-GIBBS_OSCILLATOR = """\
-[system]
-model = "harmonic_oscillator"
-params = { levels = 5, w = 1.0 }
-
-[[baths]]
-coupling = "x"
-spectral_density = "ohmic"
-eta = 0.05
-cutoff = 5.0
-temperature = 1.0
-
-[initial_state]
-kind = "gibbs"
-
-[run]
-t_final = 20.0
-n_times = 11
-trajectories = 3000
-seed = 5
-observables = ["n"]
-"""
+GIBBS_OSCILLATOR = dump_config({
+    "system": {"model": "harmonic_oscillator", "params": {"levels": 5, "w": 1.0}},
+    "baths": [helpers.ohmic_bath("x")],
+    "initial_state": {"kind": "gibbs"},
+    "run": {"t_final": 20.0, "n_times": 11, "trajectories": 3000, "seed": 5, "observables": ["n"]},
+})
 
 
 def jumps_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -107,7 +72,7 @@ def two_level_run(tmp_path_factory):
 
 
 def test_run_writes_the_design_result_directory(two_level_run):
-    """Oracle: DESIGN.md section 5, "Results directory": run.json with the config, seed,
+    """Oracle: docs/design.md, "Result format": run.json with the config, seed,
     trajectories, ranks, versions and timings; results.npz with times, energies, populations
     (eigenbasis) and their errors, rho and its errors (user basis), expect_<name> and errors
     (names made file-safe: sz:0 -> sz_0), per channel bath, frequency and jump counts, sparse
@@ -166,8 +131,9 @@ def test_run_matches_in_process_trajectories(two_level_run):
 
 
 def test_run_refuses_to_overwrite_without_force(two_level_run):
-    """DESIGN.md: an existing result is not overwritten without --force; bad input exits with
-    status 2 and one line naming the field, no traceback. The old result stays untouched."""
+    """An existing result is not overwritten without --force (docs/design.md, "Result format");
+    bad input exits with status 2 and one line naming the field, no traceback (docs/design.md,
+    "Data flow"). The old result stays untouched."""
     path, out, completed = two_level_run
     assert completed.returncode == 0, completed.stderr
     before = (out / "results.npz").read_bytes()

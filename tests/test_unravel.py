@@ -241,7 +241,7 @@ def test_long_time_populations_are_gibbs(name):
 def test_several_steady_states_are_reported(name):
     """Where the Gibbs comparison is not made, the reason is physical and reported: parity
     conservation (hz = 0, couplings sx commute with prod sx) and the dark singlet leave more
-    than one steady state (DESIGN.md: report it, never hide it)."""
+    than one steady state (docs/design.md, "Conventions": report it, never hide it)."""
     case = CASES[name]()
     assert davies.diagnostics(case.generator).steady_state_dimension > 1
 

@@ -1,6 +1,6 @@
 """Thermal baths: spectral densities, KMS transition rates and Lamb shifts.
 
-Conventions (hbar = k_B = 1, DESIGN.md section 2):
+Conventions (hbar = k_B = 1; docs/design.md, "Conventions"):
 
 - ``J(w)`` is given for ``w >= 0`` and extended as an odd function, ``J(-w) = -J(w)``;
   ``J(w) = sum_k g_k^2 delta(w - w_k)``, so the reorganisation energy is
@@ -201,6 +201,12 @@ class LambShiftTable:
 
     DEGREE = 24
     TOLERANCE = 1e-10
+    # Halvings of a panel at most (60 take any interval below double resolution), and the
+    # panel width, relative to its position, at which refinement stops whatever the error.
+    MAX_REFINEMENTS = 60
+    MIN_RELATIVE_WIDTH = 1e-13
+    # An empty interval (low == high) is widened by this much on each side to one panel.
+    PAD = 1e-12
 
     def __init__(self, function: ArrayFunc, low: float, high: float, relative: bool = False):
         n = self.DEGREE
@@ -209,10 +215,10 @@ class LambShiftTable:
         edges = [low, high] if not low < 0 < high else [low, 0.0, high]
         todo = [(a, b) for a, b in itertools.pairwise(edges) if b > a]
         if not todo:
-            todo = [(low - 1e-12, high + 1e-12)]
+            todo = [(low - self.PAD, high + self.PAD)]
         accepted: list[tuple[float, float, np.ndarray]] = []
         scale = 0.0
-        for _ in range(60):
+        for _ in range(self.MAX_REFINEMENTS):
             if not todo:
                 break
             a = np.array([p[0] for p in todo])[:, None]
@@ -225,7 +231,8 @@ class LambShiftTable:
             coefficients = np.polynomial.chebyshev.chebfit(self._nodes, values[:, :n].T, n - 1).T
             interpolated = self._clenshaw(coefficients, np.broadcast_to(self._checks, (len(todo), n - 1)))
             error = np.max(np.abs(interpolated - values[:, n:]), axis=1)
-            good = (error <= self.TOLERANCE * np.maximum(bound, 1e-300)) | (half[:, 0] < 1e-13 * (1 + np.abs(mid[:, 0])))
+            good = ((error <= self.TOLERANCE * np.maximum(bound, 1e-300))
+                    | (half[:, 0] < self.MIN_RELATIVE_WIDTH * (1 + np.abs(mid[:, 0]))))
             next_todo = []
             for i, (lo, hi) in enumerate(todo):
                 if good[i]:
@@ -292,16 +299,9 @@ def ohmic(eta: float, cutoff: float, beta: float, lamb_shift: bool = True) -> Ba
     """
     eta = _positive(eta, "eta", allow_zero=True)
     cutoff = _positive(cutoff, "cutoff")
-    beta = _beta(beta)
-    return Bath(
-        kind="ohmic",
-        beta=beta,
-        spectral_density_positive=lambda w: eta * w * np.exp(-w / cutoff),
-        slope_at_zero=eta,
-        scale=cutoff,
-        lamb_shift_enabled=lamb_shift,
-        params={"eta": eta, "cutoff": cutoff},
-    )
+    return Bath("ohmic", _beta(beta), lambda w: eta * w * np.exp(-w / cutoff), slope_at_zero=eta,
+                scale=cutoff, lamb_shift_enabled=lamb_shift,
+                params={"eta": eta, "cutoff": cutoff})
 
 
 def drude_lorentz(reorganization: float, cutoff: float, beta: float,
@@ -309,16 +309,10 @@ def drude_lorentz(reorganization: float, cutoff: float, beta: float,
     """Drude–Lorentz bath, ``J(w) = (2 lambda / pi) * w * cutoff / (w^2 + cutoff^2)``."""
     lam = _positive(reorganization, "reorganization", allow_zero=True)
     cutoff = _positive(cutoff, "cutoff")
-    beta = _beta(beta)
-    return Bath(
-        kind="drude_lorentz",
-        beta=beta,
-        spectral_density_positive=lambda w: (2.0 * lam / np.pi) * w * cutoff / (w**2 + cutoff**2),
-        slope_at_zero=2.0 * lam / (np.pi * cutoff),
-        scale=cutoff,
-        lamb_shift_enabled=lamb_shift,
-        params={"reorganization": lam, "cutoff": cutoff},
-    )
+    return Bath("drude_lorentz", _beta(beta),
+                lambda w: (2.0 * lam / np.pi) * w * cutoff / (w**2 + cutoff**2),
+                slope_at_zero=2.0 * lam / (np.pi * cutoff), scale=cutoff,
+                lamb_shift_enabled=lamb_shift, params={"reorganization": lam, "cutoff": cutoff})
 
 
 def _check_table(table: np.ndarray, field_name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -373,6 +367,7 @@ def from_callable(spectral_density: ArrayFunc, beta: float, scale: float = 1.0,
     def positive(w: np.ndarray) -> np.ndarray:
         return np.asarray(spectral_density(np.asarray(w, dtype=float)), dtype=float) * np.ones_like(w)
 
+    # J'(0) by a forward difference at ~sqrt(eps) of the scale (J(0) = 0): error ~1e-7 relative.
     step = 1e-7 * scale
     return Bath(
         kind="callable",

@@ -14,7 +14,11 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import expm_multiply
 
-from ..generators.channels.generator import DaviesGenerator, block_diagonal_superoperator
+from ..generators.channels.generator import (
+    NULL_TOLERANCE,
+    DaviesGenerator,
+    block_diagonal_superoperator,
+)
 
 MAX_EXACT_DIMENSION = 128
 
@@ -90,7 +94,7 @@ def evolve(generator: DaviesGenerator, rho0: np.ndarray, times: np.ndarray) -> E
     return ExactSolution(times=times, rho_energy=states.reshape(times.size, d, d))
 
 
-def steady_states(generator: DaviesGenerator, tol: float = 1e-9) -> list[np.ndarray]:
+def steady_states(generator: DaviesGenerator, tol: float = NULL_TOLERANCE) -> list[np.ndarray]:
     """A basis of the steady states (Hermitian, unit trace where possible), eigenbasis.
 
     Computed in the block-diagonal operator space (steady states commute with H); the length

@@ -3,7 +3,7 @@
 Spin models build their Hamiltonian and operators as scipy sparse matrices (a 14-spin Pauli
 operator has 16384 non-zeros; dense it would take 4.3 GB). Code that needs a dense matrix (the
 channel generator, the exact solver, small systems) asks for one with :func:`dense`; the
-large-system path (:mod:`jumps.rates`) keeps them sparse.
+large-system path (:mod:`jumps.generators.rates`) keeps them sparse.
 """
 
 from __future__ import annotations
@@ -46,10 +46,15 @@ def is_real(matrix: Any) -> bool:
     return not np.iscomplexobj(values) or not np.any(np.imag(values))
 
 
+# Up to this dimension (or for a dense matrix) the norm comes from a dense eigvalsh, above it
+# from Lanczos on the sparse matrix (a 14-spin operator dense would take 4.3 GB).
+DENSE_EIGVALS_DIMENSION = 2048
+
+
 def operator_norm(matrix: Any) -> float:
     """Largest ``|eigenvalue|`` of a Hermitian matrix (Lanczos when large and sparse)."""
     d = matrix.shape[0]
-    if d <= 2048 or not sp.issparse(matrix):
+    if d <= DENSE_EIGVALS_DIMENSION or not sp.issparse(matrix):
         return float(np.max(np.abs(np.linalg.eigvalsh(dense(matrix)))))
     from scipy.sparse.linalg import eigsh
 

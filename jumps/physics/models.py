@@ -243,6 +243,22 @@ def _require_float(params: dict, key: str, default: float) -> float:
     return float(value)
 
 
+def _require_bool(params: dict, key: str, default: bool) -> bool:
+    value = params.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"system.params.{key}", f"must be true or false, got {value!r}")
+    return value
+
+
+def _chain(params: dict, model: str, couplings: dict[str, float], min_n: int):
+    """The parameters every spin chain shares: ``n`` (default 4), its couplings (name ->
+    default) and ``periodic`` (false); returns ``(n, couplings, periodic, operators)``."""
+    _check_params(params, {"n", "periodic", *couplings}, model)
+    n = _require_int(params, "n", 4, min_n, 16)
+    values = {k: _require_float(params, k, default) for k, default in couplings.items()}
+    return n, values, _require_bool(params, "periodic", False), QubitOperators(n)
+
+
 def _check_params(params: dict, allowed: set[str], model: str) -> None:
     unknown = set(params) - allowed
     if unknown:
@@ -295,16 +311,12 @@ def tfim_chain(params: dict) -> Model:
     Params: ``n`` (qubits, default 4), ``J`` (1), ``h`` (transverse, 1), ``hz`` (longitudinal,
     0: integrable at ``hz = 0``), ``periodic`` (false: open chain).
     """
-    _check_params(params, {"n", "J", "h", "hz", "periodic"}, "tfim_chain")
-    n = _require_int(params, "n", 4, 1, 16)
-    coupling, h, hz = (_require_float(params, k, d) for k, d in (("J", 1.0), ("h", 1.0), ("hz", 0.0)))
-    periodic = bool(params.get("periodic", False))
-    ops = QubitOperators(n)
+    n, c, periodic, ops = _chain(params, "tfim_chain", {"J": 1.0, "h": 1.0, "hz": 0.0}, 1)
     s = ops.sparse
-    H = sum(-coupling * s(f"sz:{i}") @ s(f"sz:{j}") for i, j in _chain_bonds(n, periodic))
-    H = H + sum(-h * s(f"sx:{j}") - hz * s(f"sz:{j}") for j in range(n))
+    H = sum(-c["J"] * s(f"sz:{i}") @ s(f"sz:{j}") for i, j in _chain_bonds(n, periodic))
+    H = H + sum(-c["h"] * s(f"sx:{j}") - c["hz"] * s(f"sz:{j}") for j in range(n))
     return Model("tfim_chain", sp.csr_matrix(H), ops, qubits=n,
-                 params={"n": n, "J": coupling, "h": h, "hz": hz, "periodic": periodic})
+                 params={"n": n, **c, "periodic": periodic})
 
 
 def xxz_chain(params: dict) -> Model:
@@ -312,18 +324,14 @@ def xxz_chain(params: dict) -> Model:
 
     Params: ``n`` (4), ``J`` (1), ``delta`` (1), ``hz`` (0), ``periodic`` (false).
     """
-    _check_params(params, {"n", "J", "delta", "hz", "periodic"}, "xxz_chain")
-    n = _require_int(params, "n", 4, 2, 16)
-    coupling, delta, hz = (_require_float(params, k, d) for k, d in (("J", 1.0), ("delta", 1.0), ("hz", 0.0)))
-    periodic = bool(params.get("periodic", False))
-    ops = QubitOperators(n)
+    n, c, periodic, ops = _chain(params, "xxz_chain", {"J": 1.0, "delta": 1.0, "hz": 0.0}, 2)
     s = ops.sparse
-    H = sum(coupling * (s(f"sx:{i}") @ s(f"sx:{j}") + s(f"sy:{i}") @ s(f"sy:{j}")
-                        + delta * s(f"sz:{i}") @ s(f"sz:{j}"))
+    H = sum(c["J"] * (s(f"sx:{i}") @ s(f"sx:{j}") + s(f"sy:{i}") @ s(f"sy:{j}")
+                      + c["delta"] * s(f"sz:{i}") @ s(f"sz:{j}"))
             for i, j in _chain_bonds(n, periodic))
-    H = H + sum(hz * s(f"sz:{j}") for j in range(n))
+    H = H + sum(c["hz"] * s(f"sz:{j}") for j in range(n))
     return Model("xxz_chain", sp.csr_matrix(H), ops, qubits=n,
-                 params={"n": n, "J": coupling, "delta": delta, "hz": hz, "periodic": periodic})
+                 params={"n": n, **c, "periodic": periodic})
 
 
 def collective_qubits(params: dict) -> Model:
@@ -367,7 +375,9 @@ def fmo(params: dict) -> Model:
     _check_params(params, set(), "fmo")
     H = (FMO_HAMILTONIAN_CM - FMO_OFFSET_CM * np.eye(7)).astype(complex)
     ops = {f"site:{j}": np.diag(np.eye(7)[j]).astype(complex) for j in range(7)}
-    return Model("fmo", H, ops, energy_unit="cm^-1 (time unit 5308.8 fs)", params={})
+    unit = (f"cm^-1 (time unit {1.0 / CM_INVERSE_PER_FS:.1f} fs; a temperature of T kelvin is "
+            f"{KELVIN_IN_CM_INVERSE:.4f} T cm^-1)")
+    return Model("fmo", H, ops, energy_unit=unit, params={})
 
 
 MODELS: dict[str, Callable[[dict], Model]] = {

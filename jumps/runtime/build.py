@@ -208,7 +208,7 @@ def _build_one(config: RunConfig, unravelling, comm, fallback: bool):
 
 
 class _OneRank:
-    """The communicator of a serial build (what :class:`jumps.parallel.Comm` is with one rank)."""
+    """The communicator of a serial build (what :class:`jumps.runtime.parallel.Comm` is with one rank)."""
 
     rank, size, is_parallel = 0, 1, False
 

@@ -7,6 +7,7 @@ reason; nothing here runs physics beyond building matrices.
 from __future__ import annotations
 
 import math
+import numbers
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,16 @@ SYSTEM_KEYS = {"model", "params", "hamiltonian", "operators", "degeneracy_tol", 
 BATH_KEYS = {"coupling", "spectral_density", "eta", "cutoff", "reorganization", "table",
              "temperature", "beta", "lamb_shift"}
 INITIAL_KEYS = {"kind", "index", "state", "vector"}
+# The keys each spectral density and each initial-state kind reads: any other key of the entry
+# would be silently ignored, so it is refused.
+COMMON_BATH_KEYS = {"coupling", "spectral_density", "lamb_shift"}
+THERMAL_KEYS = {"temperature", "beta"}
+SPECTRAL_DENSITY_KEYS = {"ohmic": {"eta", "cutoff"} | THERMAL_KEYS,
+                         "drude_lorentz": {"reorganization", "cutoff"} | THERMAL_KEYS,
+                         "tabulated": {"table"} | THERMAL_KEYS,
+                         "rates": {"table"}}
+INITIAL_KIND_KEYS = {"eigenstate": {"index"}, "basis": {"index"}, "product": {"state"},
+                     "gibbs": set(), "vector": {"vector"}}
 RUN_KEYS = {"t_final", "n_times", "trajectories", "seed", "observables", "density_matrix",
             "lamb_shift", "chunk_size", "checkpoint_seconds", "record_jumps", "generator",
             "cache"}
@@ -135,6 +146,92 @@ def parse_config(raw: dict, base: Path = Path("."), source: str = "") -> RunConf
     )
 
 
+def dump_config(raw: dict) -> str:
+    """TOML text of a config dictionary (the inverse of tomllib.loads for the values a config
+    holds: tables, arrays of tables such as [[baths]], strings, numbers, booleans, lists,
+    inline tables).
+
+    Parameters
+    ----------
+    raw : dict
+        A config as :func:`tomllib.loads` returns it: section name -> table, or -> list of
+        tables (``[[baths]]``). Values are str, bool, int, float (``inf`` and ``nan``
+        included), lists and dicts, nested freely; nested dicts are written as inline tables.
+
+    Returns
+    -------
+    str
+        TOML text that ``tomllib.loads`` reads back as ``raw``, types included (an int stays
+        an int, ``300`` not ``300.0``): top-level plain values first, then one ``[section]``
+        or ``[[section]]`` header per table, in the order of ``raw``.
+
+    Raises
+    ------
+    TypeError
+        For a value TOML cannot hold (None) or that a config never holds (dates, bytes, ...),
+        and for a key that is not a string.
+    """
+    def tables(value) -> bool:
+        return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+    lines = [f"{_toml_key(key)} = {_toml_value(value)}" for key, value in raw.items()
+             if not isinstance(value, dict) and not tables(value)]
+    if lines:
+        lines.append("")
+    for key, body in raw.items():
+        if isinstance(body, dict) or tables(body):
+            for entry in (body if isinstance(body, list) else [body]):
+                header = f"[[{_toml_key(key)}]]" if isinstance(body, list) else f"[{_toml_key(key)}]"
+                lines.append(header)
+                lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in entry.items()]
+                lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_key(key) -> str:
+    if not isinstance(key, str):
+        raise TypeError(f"config keys must be strings, got {key!r}")
+    bare = key and all(ch.isascii() and (ch.isalnum() or ch in "_-") for ch in key)
+    return key if bare else _toml_string(key)
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: backslash, quote and control characters escaped."""
+    escapes = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f",
+               "\r": "\\r"}
+    out = []
+    for ch in text:
+        if ch in escapes:
+            out.append(escapes[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, dict):
+        items = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        return f"{{ {items} }}" if items else "{}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"a config holds no {type(value).__name__} value: {value!r}")
+
+
 # -- helpers -----------------------------------------------------------------------------------
 
 def _table(raw: dict, key: str, required: bool = True) -> dict:
@@ -153,6 +250,14 @@ def _unknown(table: dict, allowed: set[str], where: str) -> None:
         if key not in allowed:
             prefix = f"{where}." if where else ""
             raise ConfigError(f"{prefix}{key}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def _foreign(table: dict, used: set[str], where: str, owner: str) -> None:
+    """Refuse a known key that ``owner`` does not read (it would be silently ignored)."""
+    for key in table:
+        if key not in used:
+            raise ConfigError(f"{where}.{key}", f"not used by {owner} (it reads: "
+                                                f"{', '.join(sorted(used))})")
 
 
 def _number(table: dict, key: str, default: float, where: str, positive: bool = False) -> float:
@@ -264,6 +369,11 @@ def _couplings(entry: dict, model: Model, base: Path, where: str) -> list[tuple[
 
 def _bath(entry: dict, base: Path, where: str, lamb_shift_default: bool) -> Bath:
     kind = entry.get("spectral_density")
+    if kind not in SPECTRAL_DENSITY_KEYS:
+        raise ConfigError(f"{where}.spectral_density",
+                          f"must be one of {', '.join(SPECTRAL_DENSITY_KEYS)}, got {kind!r}")
+    _foreign(entry, COMMON_BATH_KEYS | SPECTRAL_DENSITY_KEYS[kind], where,
+             f"a {kind} spectral density")
     lamb_shift = _bool(entry, "lamb_shift", lamb_shift_default, where)
     if kind == "rates":
         table = load_array(entry.get("table"), base, f"{where}.table") if "table" in entry else None
@@ -284,8 +394,7 @@ def _bath(entry: dict, base: Path, where: str, lamb_shift_default: bool) -> Bath
             raise ConfigError(f"{where}.table", "a tabulated bath needs a table of (w, J) rows")
         table = load_array(entry["table"], base, f"{where}.table")
         return _wrap(lambda: baths_module.tabulated(table, beta, lamb_shift), where)
-    raise ConfigError(f"{where}.spectral_density",
-                      f"must be ohmic, drude_lorentz, tabulated or rates, got {kind!r}")
+    raise AssertionError(kind)  # every kind of SPECTRAL_DENSITY_KEYS is handled above
 
 
 def _required_number(entry: dict, key: str, where: str) -> float:
@@ -323,6 +432,9 @@ def _initial_state(table: dict, model: Model, base: Path) -> InitialState:
     kind = table.get("kind", "eigenstate")
     d = model.dimension
     where = "initial_state"
+    if kind not in INITIAL_KIND_KEYS:
+        raise ConfigError(f"{where}.kind", f"must be one of {', '.join(INITIAL_KINDS)}, got {kind!r}")
+    _foreign(table, {"kind"} | INITIAL_KIND_KEYS[kind], where, f"kind = {kind!r}")
     if kind in ("eigenstate", "basis"):
         index = table.get("index", -1 if kind == "eigenstate" else 0)
         if isinstance(index, bool) or not isinstance(index, int) or not -d <= index < d:
@@ -347,7 +459,7 @@ def _initial_state(table: dict, model: Model, base: Path) -> InitialState:
         if norm == 0:
             raise ConfigError(f"{where}.vector", "is zero")
         return InitialState(kind, vector / norm)
-    raise ConfigError(f"{where}.kind", f"must be one of {', '.join(INITIAL_KINDS)}, got {kind!r}")
+    raise AssertionError(kind)  # every kind of INITIAL_KIND_KEYS is handled above
 
 
 def _observables(spec: Any, model: Model, base: Path) -> dict[str, np.ndarray]:

@@ -224,7 +224,7 @@ def _warm_up(comm, plan: Plan) -> float:
 
 def _prepare_output(config: RunConfig, out: Path, force: bool, resume: bool):
     """Rank 0, before anything is built: the output directory and the earlier attempts of
-    this run (:func:`jumps.checkpoint.start_or_resume`), or ``"complete"``."""
+    this run (:func:`jumps.runtime.checkpoint.start_or_resume`), or ``"complete"``."""
     if (Path(out) / META_FILE).exists() and resume and not force:
         return "complete"
     prepare_output(out, force, resume)

@@ -1,7 +1,8 @@
-"""``python -m analysis`` as a user runs it: a report with units on stdout and report.json on
-disk (exit 0); ``--json`` prints the same JSON; ``--plots`` writes the PNGs; bad input (a
-missing or wrong directory, a mismatched --exact, a bad flag value, no matplotlib) gives exit
-status 2 and one line on stderr naming the culprit, never a traceback (DESIGN.md section 5)."""
+"""``python -m analysis`` as a user runs it: a report with units on stdout and report.json on disk
+(exit 0); ``--json`` prints the same JSON; ``--plots`` writes the PNGs; bad input (a missing or
+wrong directory, a mismatched --exact, a bad flag value, no matplotlib) gives exit status 2 and one
+line on stderr naming the culprit, never a traceback (the exit statuses of README, "Command
+line")."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import helpers
 import pytest
 
 from analysis.cli import main
@@ -20,26 +22,8 @@ from jumps.runtime.driver import run_exact, run_trajectories
 
 REPO = Path(__file__).resolve().parents[2]
 
-CONFIG = """
-[system]
-model = "two_level"
-params = { w0 = 1.0 }
-[[baths]]
-coupling = "0.8*sx + 0.6*sz"
-spectral_density = "ohmic"
-eta = 0.05
-cutoff = 5.0
-temperature = 1.0
-[initial_state]
-kind = "product"
-state = "+"
-[run]
-t_final = 20.0
-n_times = 41
-trajectories = 500
-seed = 4
-observables = ["sz"]
-"""
+CONFIG = helpers.config_toml(helpers.QUBIT, run={
+    "t_final": 20.0, "n_times": 41, "trajectories": 500, "seed": 4, "observables": ["sz"]})
 
 
 def run_analysis(*args, python_prefix: str | None = None) -> subprocess.CompletedProcess:

@@ -1,5 +1,5 @@
 """``python -m jumps`` as a user runs it: bad input gives exit status 2 and one line on stderr
-naming the field, never a traceback (DESIGN.md section 5); ``exact`` writes the result files
+naming the field, never a traceback (docs/design.md, "Data flow"); ``exact`` writes the result files
 and refuses to overwrite them without --force."""
 
 from __future__ import annotations

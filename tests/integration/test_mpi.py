@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import helpers
 import numpy as np
 import pytest
 
@@ -32,54 +33,21 @@ FLOAT_KEYS = ("populations", "rho", "expect_sz_0", "expect_sx_0", "occupation_ti
 # Standard errors are derived from differences of sums: compared relative to their largest value.
 STDERR_KEYS = ("populations_stderr", "rho_stderr", "expect_sz_0_stderr")
 
-CONFIG = """
-[system]
-model = "tfim_chain"
-params = {{ n = 3, h = 1.1, hz = 0.3 }}
-[[baths]]
-coupling = "sx:*"
-spectral_density = "ohmic"
-eta = 0.02
-cutoff = 5.0
-temperature = 1.0
-[initial_state]
-kind = "product"
-state = "+dd"
-[run]
-t_final = 30.0
-n_times = 31
-trajectories = {trajectories}
-seed = 5
-chunk_size = {chunk}
-checkpoint_seconds = 0.2
-observables = ["sz:0", "sx:0"]
-"""
-
+# A 3-spin chain from a product state (the channels generator); each test sets the trajectories
+# and the chunk size.
+CONFIG = {
+    "system": {"model": "tfim_chain", "params": {"n": 3, "h": 1.1, "hz": 0.3}},
+    "baths": [helpers.ohmic_bath("sx:*", eta=0.02)],
+    "initial_state": {"kind": "product", "state": "+dd"},
+    "run": {"t_final": 30.0, "n_times": 31, "seed": 5, "checkpoint_seconds": 0.2,
+            "observables": ["sz:0", "sx:0"]},
+}
 
 # The rates generator (a 256-level chain from the Gibbs state): sparse transition counts.
-RATES_CONFIG = """
-[system]
-model = "tfim_chain"
-params = {{ n = 8, h = 1.05, hz = 0.5 }}
-[[baths]]
-coupling = "sx:*"
-spectral_density = "ohmic"
-eta = 0.02
-cutoff = 5.0
-temperature = 1.0
-[initial_state]
-kind = "gibbs"
-[run]
-t_final = 50.0
-n_times = 26
-trajectories = {trajectories}
-seed = 5
-chunk_size = {chunk}
-checkpoint_seconds = 0.2
-observables = ["sz:0", "sx:0"]
-generator = "rates"
-cache = false
-"""
+RATES_CONFIG = helpers.changed_config(
+    CONFIG, system={"params": {"n": 8, "h": 1.05, "hz": 0.5}},
+    initial_state={"kind": "gibbs", "state": None},
+    run={"t_final": 50.0, "n_times": 26, "generator": "rates", "cache": False})
 
 
 def _mpiexec() -> Path:
@@ -89,9 +57,10 @@ def _mpiexec() -> Path:
 
 
 def _config(tmp_path: Path, trajectories: int = 3000, chunk: int = 50,
-            template: str = CONFIG) -> Path:
+            base: dict = CONFIG) -> Path:
     path = tmp_path / "config.toml"
-    path.write_text(template.format(trajectories=trajectories, chunk=chunk))
+    path.write_text(helpers.config_toml(base, run={"trajectories": trajectories,
+                                                   "chunk_size": chunk}))
     return path
 
 

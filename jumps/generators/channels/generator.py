@@ -1,6 +1,6 @@
 """The Davies generator: Bohr frequencies, sparse jump operators, rates and Lamb shift.
 
-Conventions (hbar = k_B = 1, DESIGN.md section 2). With ``H = sum_n E_n |n><n|``,
+Conventions (hbar = k_B = 1; docs/design.md, "Conventions"). With ``H = sum_n E_n |n><n|``,
 
     A_a(w) = sum_{E_m - E_n = w} |n><n| A_a |m><m|
 
@@ -374,7 +374,15 @@ def diagnostics(generator: DaviesGenerator) -> Diagnostics:
     return Diagnostics(spacing, max_rate, margin, steady_state_dimension(generator))
 
 
-def steady_state_dimension(generator: DaviesGenerator, max_dense: int = 2500) -> int | None:
+# The steady states of a degenerate generator come from a dense SVD of the block-diagonal
+# superoperator (cost ~ its size cubed): up to this size; singular values below NULL_TOLERANCE
+# times the largest span the null space.
+MAX_DENSE_BLOCK_SPACE = 2500
+NULL_TOLERANCE = 1e-9
+
+
+def steady_state_dimension(generator: DaviesGenerator,
+                           max_dense: int = MAX_DENSE_BLOCK_SPACE) -> int | None:
     """Number of linearly independent steady states.
 
     Steady states commute with ``H`` (the generator commutes with ``[H, .]``), so they live in
@@ -397,7 +405,7 @@ def steady_state_dimension(generator: DaviesGenerator, max_dense: int = 2500) ->
     superoperator = block_diagonal_superoperator(generator)
     singular = np.linalg.svd(superoperator, compute_uv=False)
     scale = max(singular.max(), 1e-300)
-    return int(np.sum(singular < 1e-9 * scale))
+    return int(np.sum(singular < NULL_TOLERANCE * scale))
 
 
 def block_diagonal_superoperator(generator: DaviesGenerator) -> np.ndarray:

@@ -1,8 +1,8 @@
 """Unravelling a Davies generator: pack arrays for the kernels, run, and average.
 
-This is the Python layer around :mod:`jumps.kernels`: it packs a
-:class:`~jumps.davies.DaviesGenerator` into plain arrays once, keeps running sums in a
-:class:`~jumps.kernels.Tally` (memory independent of the number of trajectories, apart from
+This is the Python layer around :mod:`.kernels`: it packs a
+:class:`~.generator.DaviesGenerator` into plain arrays once, keeps running sums in a
+:class:`~.kernels.Tally` (memory independent of the number of trajectories, apart from
 the per-trajectory heat and jump counts), and turns sums into means with standard errors.
 """
 
@@ -28,8 +28,16 @@ SUM_FIELDS = INT_FIELDS + FLOAT_FIELDS
 
 
 
+# A degenerate level's block of H_eff is diagonalised as R diag(lambda) R^-1; eigenvectors this
+# ill-conditioned mean a (nearly) defective block, whose evolution R^-1 would amplify rounding
+# by as much: refused.
+MAX_EIGENVECTOR_CONDITION = 1e8
+# Initial amplitudes (eigenbasis) this small are rounding from the basis change: zeroed.
+ROUNDING_AMPLITUDE = 1e-14
+
+
 def pack_engine(generator: DaviesGenerator) -> kernels.Engine:
-    """The kernel's view of a generator (see :class:`jumps.kernels.Engine`)."""
+    """The kernel's view of a generator (see :class:`.kernels.Engine`)."""
     g = generator
     heff_lambda, right, left = _effective_hamiltonian(g)
     trans = _transition_table(g)
@@ -64,7 +72,7 @@ def _effective_hamiltonian(g: DaviesGenerator):
         b, lo, start = sizes[level], g.level_ptr[level], g.block_ptr[level]
         values, vectors = np.linalg.eig(g.block(heff, level))
         condition = np.linalg.cond(vectors)
-        if not np.isfinite(condition) or condition > 1e8:
+        if not np.isfinite(condition) or condition > MAX_EIGENVECTOR_CONDITION:
             raise ConfigError("system", f"the effective Hamiltonian of degenerate level {level} is "
                                         "not diagonalisable (defective block); perturb the model")
         lam[lo:lo + b] = values
@@ -147,7 +155,7 @@ def make_initial(generator: DaviesGenerator, psi0: np.ndarray | None) -> Initial
     psi = generator.eigenvectors.conj().T @ psi0
     psi /= np.linalg.norm(psi)
     # Amplitudes at rounding level would put the state in amplitude mode for nothing.
-    psi[np.abs(psi) < 1e-14] = 0.0
+    psi[np.abs(psi) < ROUNDING_AMPLITUDE] = 0.0
     psi /= np.linalg.norm(psi)
     support = np.flatnonzero(psi)
     return Initial(psi=psi, cumulative=np.zeros(0),
@@ -159,12 +167,17 @@ def new_tally(generator: DaviesGenerator, engine: kernels.Engine, times: np.ndar
               n_baths: int | None = None, amplitude: bool = True) -> kernels.Tally:
     """Zeroed running sums; per-trajectory arrays sized for ``count`` trajectories
     (``amplitude``: see :func:`empty_tally`)."""
-    d = generator.dimension
-    obs = np.array([generator.to_energy_basis(as_array(o).astype(complex)) for o in observables.values()],
-                   dtype=complex).reshape(len(observables), d, d)
-    return empty_tally(engine, np.ascontiguousarray(times, dtype=float), obs,
+    return empty_tally(engine, np.ascontiguousarray(times, dtype=float),
+                       in_eigenbasis(generator, observables),
                        np.ascontiguousarray(generator.eigenvectors), density, count,
                        len(generator.baths) if n_baths is None else n_baths, amplitude)
+
+
+def in_eigenbasis(generator: DaviesGenerator, observables: dict) -> np.ndarray:
+    """(nobs, d, d) complex: the observables (user's basis, dense or sparse) in the eigenbasis."""
+    d = generator.dimension
+    return np.array([generator.to_energy_basis(as_array(o).astype(complex))
+                     for o in observables.values()], dtype=complex).reshape(len(observables), d, d)
 
 
 def amplitude_possible(engine: kernels.Engine, initial: Initial) -> bool:

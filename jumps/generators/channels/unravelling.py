@@ -7,7 +7,6 @@ from dataclasses import fields
 
 import numpy as np
 
-from ...physics.matrices import as_array
 from ..base import DIAGONAL_KINDS, Cost, Diagnostics, InitialState, Unravelling, table_rows
 from . import kernels
 from .generator import DaviesGenerator, build_generator, diagnostics
@@ -16,6 +15,7 @@ from .unravel import (
     amplitude_possible,
     empty_tally,
     finalize,
+    in_eigenbasis,
     make_initial,
     pack_engine,
 )
@@ -91,11 +91,8 @@ class Channels(Unravelling):
             psi0 = g.eigenvectors[:, state.index]
         else:
             psi0 = state.vector
-        d = g.dimension
-        in_eigenbasis = np.array([g.to_energy_basis(as_array(o).astype(complex))
-                                  for o in observables.values()], dtype=complex)
         return ChannelsInput(engine=pack_engine(g), initial=make_initial(g, psi0),
-                             observables=in_eigenbasis.reshape(len(observables), d, d),
+                             observables=in_eigenbasis(g, observables),
                              eigenvectors=np.ascontiguousarray(g.eigenvectors))
 
     def _template(self, plan):

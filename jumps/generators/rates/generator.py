@@ -4,7 +4,7 @@ For a non-degenerate spectrum, a trajectory that starts in an eigenstate (or a G
 one) stays in eigenstates: every jump operator ``A_a(w)`` maps ``|m>`` to the single ``|n>``
 with ``E_m - E_n = w``, so the unravelling is the classical Markov chain with rates
 
-    R_a(m -> n) = gamma_a(E_m - E_n) |<n|A_a|m>|^2            (DESIGN.md section 2),
+    R_a(m -> n) = gamma_a(E_m - E_n) |<n|A_a|m>|^2            (docs/design.md, "Conventions"),
 
 exactly, whatever the degeneracies of the Bohr frequencies. This module builds what that chain
 needs for ``d`` up to 2^14 without ever storing a per-channel list (``n_baths * d^2`` entries:
@@ -263,7 +263,7 @@ def build_rate_generator(hamiltonian, couplings: list, baths: list[Bath],
     set_size : int, optional
         Baths per set of the bath split (1: flat 16 bits, ``len(baths)``: flat 8 bits);
         default by memory (:func:`choose_set_size`).
-    comm : jumps.parallel.Comm, optional
+    comm : jumps.runtime.parallel.Comm, optional
         With several ranks (call on all of them): rank 0 diagonalises H, the eigenvectors go
         to every rank (one shared copy per node), the blocks of source states are dealt out
         round-robin, and rank 0 gathers the rows. Returns the generator on rank 0, None on
@@ -466,7 +466,7 @@ def _block(energies, vectors, operators, baths, groups, shift_tables, lo, hi, ou
 
 def _matrix_elements(vectors, A, lo, hi) -> np.ndarray:
     """``|<n|A|m>|``-correct matrix elements for sources ``m`` in ``lo:hi`` (rows) and all
-    targets ``n`` (columns), C-ordered: the rows ``A |m>`` (:func:`jumps.kernels.apply_rows`)
+    targets ``n`` (columns), C-ordered: the rows ``A |m>`` (:func:`.build_kernels.apply_rows`)
     and one BLAS-3 product ``(A V_blk)^dag V`` (complex case: the conjugates ``<m|A|n>``, which
     have the same magnitude, so that no conjugated copy of the eigenvectors is made)."""
     complex_ = np.iscomplexobj(vectors) or np.iscomplexobj(A.data)
