@@ -1,4 +1,5 @@
-"""Command line: ``python -m analysis DIR [--exact DIR2] [--plots] [--json] [--beta X]``.
+"""Command line: ``python -m analysis DIR [--exact DIR2] [--plots] [--json] [--beta X]
+[--statistics]``.
 
 Exit status 0 on success, 2 on bad input (one line naming the directory or flag and the
 reason, no traceback), 1 on an internal failure (with the traceback).
@@ -33,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
                              "baths' own; needed for a bath given by its rates)")
     parser.add_argument("--alpha", type=float, default=0.01,
                         help="significance level of the pass/fail verdicts (default 0.01)")
+    parser.add_argument("--statistics", action="store_true",
+                        help="require the trajectory statistics (cumulants, SCGF, fluctuation "
+                             "theorems, waiting times); by default they are reported whenever "
+                             "the result has the per-trajectory records")
     parser.add_argument("--plots", action="store_true", help="write PNG plots (needs matplotlib)")
     parser.add_argument("--json", action="store_true",
                         help="print the JSON report instead of the text report")
@@ -54,7 +59,8 @@ def _command(args: argparse.Namespace) -> int:
 
         require_matplotlib()
     analysis = analyse(result, exact_dir=args.exact, beta=args.beta, alpha=args.alpha,
-                       solve_exact=not args.no_exact)
+                       solve_exact=not args.no_exact,
+                       trajectory_statistics=True if args.statistics else None)
     out = args.out or result.path
     try:
         out.mkdir(parents=True, exist_ok=True)

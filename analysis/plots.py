@@ -5,6 +5,14 @@
 - ``detailed_balance.png``: ``ln(Gamma_up/Gamma_down) - ln(b_up/b_low)`` versus ``beta dE`` with
   the KMS line of slope -1.
 - ``heat.png``: histogram of the heat per trajectory, per bath, with the mean and exact mean.
+
+With the per-trajectory statistics records (:mod:`analysis.statistics`):
+
+- ``heat_distribution.png``: the heat distribution per bath against a Gaussian with the exact
+  mean and variance (or the sample ones; the legend says which: not the exact distribution).
+- ``scgf.png``: the SCGF estimate per bath against the exact curve (unreliable points marked).
+- ``fluctuation_theorem.png``: ``ln P(sigma)/P(-sigma)`` against its expectation, slope 1.
+- ``waiting_times.png``: first-jump and between-jump histograms against the exact densities.
 """
 
 from __future__ import annotations
@@ -55,7 +63,10 @@ def write_plots(analysis: Analysis, directory: Path) -> list[Path]:
     directory = Path(directory)
     written = []
     for name, draw in (("populations", _populations), ("relaxation", _relaxation),
-                       ("detailed_balance", _detailed_balance), ("heat", _heat)):
+                       ("detailed_balance", _detailed_balance), ("heat", _heat),
+                       ("heat_distribution", _heat_distribution), ("scgf", _scgf),
+                       ("fluctuation_theorem", _fluctuation_theorem),
+                       ("waiting_times", _waiting_times)):
         figure = draw(plt, analysis)
         if figure is None:
             continue
@@ -250,5 +261,155 @@ def _heat(plt, analysis: Analysis):
         f" (baths 0-{len(baths) - 1} of {len(statistics['baths'])}; all in report.json)"
     figure.suptitle(f"Heat per trajectory over t ∈ [0, {analysis.result.times[-1]:.4g}]{shown}\n"
                     f"{_title(analysis)}", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def _statistics(analysis: Analysis) -> dict | None:
+    return analysis.report.get("statistics")
+
+
+def _heat_distribution(plt, analysis: Analysis):
+    """Per bath: the heat histogram (probability per value for a discrete heat, density
+    otherwise) and a Gaussian with the exact mean and variance when both are known, else with
+    the sample ones; a Gaussian, not the exact distribution (the legend says so)."""
+    block = _statistics(analysis)
+    if not block:
+        return None
+    baths = block["heat"][:MAX_HEAT_PANELS]
+    histograms = {b["bath"]: b["histogram"] for b in analysis.report["heat"]["baths"]}
+    energy_label, _ = unit_labels(analysis.result.energy_unit)
+    columns = min(2, len(baths))
+    rows = -(-len(baths) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 4.6 * rows), squeeze=False)
+    n = analysis.result.ntraj
+    for ax, b in zip(axes.ravel(), baths):
+        h = histograms[b["bath"]]
+        if h["kind"] == "discrete":
+            values = np.array(h["values"])
+            spacing = float(np.min(np.diff(values))) if values.size > 1 else 1.0
+            ax.bar(values, np.array(h["counts"]) / n, width=0.8 * spacing, color="C0", alpha=0.7,
+                   label="trajectories (probability per value)")
+            lo, hi, per = values.min() - spacing, values.max() + spacing, spacing
+        else:
+            edges = np.array(h["edges"])
+            ax.stairs(np.array(h["counts"]) / (n * np.diff(edges)), edges, fill=True, color="C0",
+                      alpha=0.7, label="trajectories (density)")
+            lo, hi, per = edges[0], edges[-1], 1.0
+        exact = b["mean_exact"] is not None and b["variance_exact"] is not None
+        mean = b["mean_exact"] if exact else b["mean"]
+        variance = b["variance_exact"] if exact else b["variance"]
+        if variance is not None and variance > 0:
+            x = np.linspace(lo, hi, 400)
+            gauss = per * np.exp(-0.5 * (x - mean) ** 2 / variance) / math.sqrt(2 * math.pi
+                                                                                  * variance)
+            what = ("Gaussian with the exact mean and variance" if exact
+                    else "Gaussian with the sample mean and variance (no exact cumulants)")
+            ax.plot(x, gauss, color="k", lw=1.2, ls="--" if exact else ":",
+                    label=f"{what}\n(not the exact distribution)")
+        ax.set_xlabel(f"heat Q given to bath {b['bath']}  [{energy_label}]")
+        ax.set_ylabel("probability" if h["kind"] == "discrete" else "probability density")
+        z = "" if b["z_variance"] is None else f", z(Var) = {b['z_variance']:.2g}"
+        ax.set_title(f"bath {b['bath']} ({b['name']}){z}", fontsize=10)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
+    for ax in axes.ravel()[len(baths):]:
+        ax.set_visible(False)
+    figure.suptitle(f"Heat distribution at t = {block['t_final']:.4g}\n{_title(analysis)}",
+                    fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def _scgf(plt, analysis: Analysis):
+    """theta_hat(s) with 1-sigma error bars where reliable; unreliable points as grey crosses
+    (their value is not trusted); the exact t -> inf SCGF as a line."""
+    block = _statistics(analysis)
+    if not block or block["scgf"]["s"] is None:
+        return None
+    scgf = block["scgf"]
+    raw = analysis.curves.get("statistics", {}).get("scgf_theta")
+    s = np.array(scgf["s"], dtype=float)
+    figure, axes = plt.subplots(figsize=(6.8, 4.8))
+    for a in range(len(scgf["theta"])):
+        color = f"C{a % 10}"
+        ok = np.array(scgf["reliable"][a], dtype=bool)
+        theta = np.array([np.nan if v is None else v for v in scgf["theta"][a]])
+        error = np.array([np.nan if v is None else v for v in scgf["theta_stderr"][a]])
+        axes.errorbar(s[ok], theta[ok], yerr=error[ok], fmt="o", ms=4, capsize=2, color=color,
+                      label=f"bath {a}: (1/t) ln⟨exp(sQ)⟩, t = {scgf['t']:.3g}")
+        if raw is not None and np.any(~ok):
+            axes.plot(s[~ok], raw[a][~ok], "x", color="gray")
+        exact = np.array([np.nan if v is None else v for v in scgf["theta_exact"][a]])
+        if np.any(np.isfinite(exact)):
+            axes.plot(s, exact, "-", marker=".", color=color, lw=1,
+                      label=f"bath {a}: exact θ(s) (t → ∞; lines join the grid points)")
+    if raw is not None and not all(all(r) for r in scgf["reliable"]):
+        axes.plot([], [], "x", color="gray",
+                  label=f"unreliable: n_eff(w) or n_eff(w²) < {scgf['min_effective_samples']} "
+                        "(value not trusted)")
+    energy_label, _ = unit_labels(analysis.result.energy_unit)
+    axes.set_xlabel(f"counting field s  [1/({energy_label})]")
+    axes.set_ylabel("θ(s)  [rate]")
+    axes.set_title(f"Scaled cumulant generating function of the heat\n{_title(analysis)}",
+                   fontsize=10)
+    axes.legend(fontsize=8)
+    return figure
+
+
+def _fluctuation_theorem(plt, analysis: Analysis):
+    """ln(N_+/N_-) per tested bin pair against its expectation ln(sum p / sum (1-p)) under the
+    detailed fluctuation theorem (about the bin's sigma), with the line of slope 1."""
+    block = _statistics(analysis)
+    dft = (block or {}).get("detailed_fluctuation_theorem") or {}
+    bins = [b for b in dft.get("bins", []) if b["tested"] and b["log_ratio"] is not None]
+    if not bins:
+        return None
+    x = np.array([b["expected_log_ratio"] for b in bins])
+    y = np.array([b["log_ratio"] for b in bins])
+    error = np.array([b["log_ratio_stderr"] for b in bins])
+    figure, axes = plt.subplots(figsize=(6.4, 5.0))
+    axes.errorbar(x, y, yerr=error, fmt="o", ms=4, capsize=2, color="C0",
+                  label="trajectories (±1 Poisson standard error)")
+    line = np.linspace(0, 1.05 * float(max(x.max(), y.max())), 50)
+    axes.plot(line, line, "k--", lw=1, label="detailed fluctuation theorem (slope 1)")
+    axes.set_xlabel("σ of the bin: ln Σp/Σ(1−p), p = 1/(1 + e^(−|σ|)) over its trajectories")
+    axes.set_ylabel("ln P(σ) / P(−σ)")
+    axes.set_title(f"Detailed fluctuation theorem ({dft['binning']}): χ² = {dft['chi2']:.3g} on "
+                   f"{dft['dof']} dof, p = {dft['p_value']:.3g}\n{_title(analysis)}", fontsize=9)
+    axes.legend(fontsize=8)
+    return figure
+
+
+def _waiting_times(plt, analysis: Analysis):
+    """Histograms (densities) of the first-jump times <= t_final and of the intervals between
+    jumps, against the exact conditional first-jump density and the window-corrected Palm
+    density."""
+    block = _statistics(analysis)
+    if not block:
+        return None
+    curves = analysis.curves.get("statistics", {})
+    times = analysis.result.times
+    panels = [(name, block[key], curves.get(curve)) for name, key, curve in (
+        ("first jump (w ≠ 0), given one before t_final", "first_jump", "first_jump_density"),
+        ("interval between jumps (w ≠ 0)", "between_jumps", "interval_density"))
+        if block[key].get("histogram") is not None]
+    if not panels:
+        return None
+    _, time_label = unit_labels(analysis.result.energy_unit)
+    figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.4), squeeze=False)
+    for ax, (name, test, exact) in zip(axes.ravel(), panels):
+        counts, edges = np.array(test["histogram"]["counts"]), np.array(test["histogram"]["edges"])
+        total = max(int(counts.sum()), 1)
+        ax.stairs(counts / (total * np.diff(edges)), edges, fill=True, color="C0", alpha=0.7,
+                  label=f"trajectories ({total})")
+        if exact is not None:
+            ax.plot(times, exact, "k--", lw=1.2, label="exact" + (
+                " (Palm × (t_final − τ))" if test is block["between_jumps"] else ""))
+        p = test.get("p_value")
+        ax.set_title(name + (f"\nKS p = {p:.3g}" if p is not None else ""), fontsize=9)
+        ax.set_xlabel(f"time  [{time_label}]")
+        ax.set_ylabel("probability density")
+        ax.legend(fontsize=8)
+    figure.suptitle(f"Waiting times\n{_title(analysis)}", fontsize=10)
     figure.tight_layout()
     return figure

@@ -18,8 +18,8 @@ from jumps.errors import ConfigError
 from jumps.physics.matrices import operator_norm
 from jumps.runtime.io import write_json
 
-from . import averages, balance, heat, reference
-from .load import Result
+from . import averages, balance, heat, reference, statistics
+from .load import Result, load_result
 from .stats import json_safe
 
 REPORT_FILE = "report.json"
@@ -51,7 +51,8 @@ def check_beta(beta: float | None) -> float | None:
 
 
 def analyse(result: Result, exact_dir: str | Path | None = None, beta: float | None = None,
-            alpha: float = 0.01, solve_exact: bool = True) -> Analysis:
+            alpha: float = 0.01, solve_exact: bool = True,
+            trajectory_statistics: bool | None = None) -> Analysis:
     """Analyse a result: distances to Gibbs and to the exact solution over time, relaxation
     time, z-scores against the exact solution, detailed balance, flux balance, Boltzmann test
     and heat (the last five for trajectory results only).
@@ -64,10 +65,16 @@ def analyse(result: Result, exact_dir: str | Path | None = None, beta: float | N
     beta : declared inverse temperature for the Gibbs state and the detailed-balance test;
         replaces the baths' own (needed for a bath given by its rates).
     alpha : significance level of the pass/fail verdicts.
+    trajectory_statistics : the ``statistics`` block (:mod:`.statistics`): None makes it when
+        the result carries the per-trajectory records, True requires them (a
+        :class:`ConfigError` otherwise), False skips it.
     """
     beta = check_beta(beta)
     if not 0 < alpha < 1:
         raise ConfigError("--alpha", f"must be in (0, 1), got {alpha!r}")
+    if trajectory_statistics and not statistics.has_records(result):
+        raise ConfigError("--statistics", f"{result.path} has no per-trajectory statistics "
+                          f"records ({', '.join(statistics.RECORD_KEYS[:5])}, ...)")
     notes: list[str] = []
     if result.derived:
         notes.append("derived from the spectrum (absent from the file): "
@@ -91,6 +98,9 @@ def analyse(result: Result, exact_dir: str | Path | None = None, beta: float | N
         report["exact_trace_distance_method"] = method
     if result.is_trajectories:
         _stochastic(result, system, ref, beta, alpha, gibbs_beta, report, notes)
+    report["statistics"] = None
+    if trajectory_statistics is not False and statistics.has_records(result):
+        _statistics(result, ref, exact_dir, report, curves)
     return Analysis(result=result, report=json_safe(report), reference=ref, curves=curves)
 
 
@@ -193,6 +203,24 @@ def _stochastic(result, system, ref, beta, alpha, gibbs_beta, report: dict,
     report["heat"] = statistics
     report["heat_mean"] = statistics["mean"]
     report["heat_stderr"] = statistics["stderr"]
+
+
+def _statistics(result: Result, ref, exact_dir, report: dict, curves: dict) -> None:
+    """The ``statistics`` block, with the exact keys of a ``--exact`` directory or of the
+    on-the-fly reference (its ``arrays`` mapping, when it has one)."""
+    exact, source = None, None
+    if exact_dir is not None:
+        other = load_result(exact_dir)
+        exact, source = other.arrays, f"exact result {other.path}"
+    elif ref is not None and isinstance(getattr(ref, "arrays", None), dict):
+        exact, source = ref.arrays, ref.source
+    if exact is not None and not any(k in exact for k in statistics.EXACT_KEYS):
+        exact = None
+    means = [b["exact_mean"] for b in report["heat"]["baths"]]
+    exact_heat = None if any(m is None for m in means) else np.array(means)
+    block, extra = statistics.trajectory_statistics(result, exact, source, exact_heat)
+    report["statistics"] = block
+    curves["statistics"] = extra
 
 
 def _stationary_window(result: Result, relaxation: dict) -> tuple[float | None, str]:

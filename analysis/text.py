@@ -63,6 +63,8 @@ def render(report: dict) -> str:
         lines += _flux(report)
         lines += _boltzmann(report)
         lines += _heat(report)
+        if report.get("statistics"):
+            lines += _statistics(report["statistics"])
     else:
         lines += ["", "An exact result: no error bars, jump statistics or heat to analyse."]
     return "\n".join(lines)
@@ -291,4 +293,127 @@ def _heat(report: dict) -> list[str]:
     else:
         line += "; no energy change to compare with (no exact reference, no 'energy' observable)"
     lines.append(line)
+    return lines
+
+
+def _z_cell(exact, z) -> list[str]:
+    return [num(exact), num(z, 2) + (" *" if z is not None and abs(z) > 3 else "")]
+
+
+def _statistics(block: dict) -> list[str]:
+    """The "Trajectory statistics" section (analysis.statistics; z = (estimate - exact) / stderr,
+    ``*`` beyond 3)."""
+    source = block["exact_source"] or block.get("heat_exact_mean_source") or "none"
+    lines = ["", (f"Trajectory statistics at t_final = {num(block['t_final'])}  "
+                  f"({block['trajectories']} trajectories; exact values: {source})")]
+    rows = []
+    for h in block["heat"]:
+        row = [str(h["bath"])]
+        for key in ("mean", "variance", "third_cumulant"):
+            row += [pm(h[key], h[f"{key}_stderr"]), *_z_cell(h[f"{key}_exact"], h[f"z_{key}"])]
+        rows.append(row)
+    lines += table(["bath", "<Q>", "exact", "z", "Var Q", "exact", "z", "k3(Q)", "exact", "z"],
+                   rows, "llrllrllrl")
+    lines += [f"  Cov(Q_{c['baths'][0]}, Q_{c['baths'][1]}) = {pm(c['covariance'], c['stderr'])}"
+              f"; exact {num(c['exact'])}, z = {num(c['z'], 2)}" for c in block["heat_covariance"]]
+    counts = block["jump_counts"]
+    lines.append(f"  jumps with w != 0 per trajectory: "
+                 f"{pm(counts['n_jumps']['mean'], counts['n_jumps']['mean_stderr'])}")
+    for f in block["fano_factor"]:
+        emitted = counts.get("emissions", [{}] * (f["bath"] + 1))[f["bath"]].get("mean")
+        absorbed = counts.get("absorptions", [{}] * (f["bath"] + 1))[f["bath"]].get("mean")
+        heat = (pm(f["heat"], f["heat_stderr"]) if f["heat"] is not None
+                else f"- ({f['heat_reason']})")
+        lines.append(f"  bath {f['bath']}: <emissions> {num(emitted)}, <absorptions> "
+                     f"{num(absorbed)}; Fano Var(N)/<N> = {pm(f['counts'], f['counts_stderr'])}"
+                     f"; Var(Q)/|<Q>| = {heat}")
+    if block["heat_current"]:
+        lines += [f"  steady-state heat current into bath {c['bath']}: <Q>/t = "
+                  f"{pm(c['current'], c['stderr'])}; exact {num(c['exact'])}, z = {num(c['z'], 2)}"
+                  for c in block["heat_current"]]
+    lines += _scgf(block["scgf"])
+    lines += _fluctuation_theorems(block)
+    lines += _waiting_times(block)
+    law = block["first_law"]
+    if law["checked"]:
+        lines.append(f"  first law per trajectory (sum_a Q_a = E(n0) - E_final, {law['checked']} "
+                     f"trajectories in one level at both ends): largest |violation| "
+                     f"{num(law['max_abs_violation'], 2)}, {law['violations']} beyond tolerance")
+    return lines
+
+
+def _scgf(scgf: dict) -> list[str]:
+    if scgf["s"] is None:
+        return [f"  SCGF: not estimated: {scgf['reason']}"]
+    lines = [(f"  SCGF theta(s) = (1/t) ln <exp(s Q_a)> (delta-method error; unreliable "
+              f"where the weights w = exp(s Q) or w^2 have n_eff < "
+              f"{scgf['min_effective_samples']})")]
+    for a, theta in enumerate(scgf["theta"]):
+        rows = []
+        for k in _sample_indices(len(scgf["s"]), MAX_TIME_ROWS):
+            shown = (pm(theta[k], scgf["theta_stderr"][a][k]) if scgf["reliable"][a][k]
+                     else "unreliable")
+            rows.append([num(scgf["s"][k]), shown, num(scgf["theta_exact"][a][k]),
+                         num(scgf["z"][a][k], 2), num(scgf["effective_samples"][a][k], 3),
+                         num(scgf["effective_samples_squared"][a][k], 3)])
+        lines.append(f"    bath {a}:")
+        lines += table(["s", "theta", "exact (t->inf)", "z", "n_eff(w)", "n_eff(w^2)"], rows,
+                       "rlrrrr", indent="      ")
+    lines.append(f"    ({scgf['comparison']})")
+    return lines
+
+
+def _fluctuation_theorems(block: dict) -> list[str]:
+    ift, sigma = block["integral_fluctuation_theorem"], block["entropy_production"]
+    if ift["mean"] is None:
+        return [f"  fluctuation theorems: not tested: {ift['reason']}"]
+    z = num(ift["z"], 2) if ift["z"] is not None else f"- ({ift['reason']})"
+    lines = [f"  integral FT: <exp(-sigma)> = {pm(ift['mean'], ift['stderr'])} (expected 1), "
+             f"z = {z}; n_eff = {num(ift['effective_samples'], 3)}"
+             + (f"; sigma undefined in {ift['n_undefined']} trajectories (left out)"
+                if ift["n_undefined"] else "")]
+    line = f"  entropy production <sigma> = {pm(sigma['mean'], sigma['stderr'])}"
+    if sigma["exact"] is not None:
+        line += f"; exact {num(sigma['exact'])} ({sigma['exact_source']}), z = {num(sigma['z'], 2)}"
+    lines.append(line)
+    dft = block["detailed_fluctuation_theorem"]
+    if not dft["applies"]:
+        lines.append(f"  detailed FT: not tested: {dft['reason']}")
+    elif dft["p_value"] is None:
+        lines.append(f"  detailed FT: no bin pair with enough counts ({dft['rule']})")
+    else:
+        lines.append(f"  detailed FT ln P(sigma)/P(-sigma) = sigma: {dft['n_tested']} bin pairs "
+                     f"({dft['binning']}), chi2 = {num(dft['chi2'], 4)} on {dft['dof']} dof, "
+                     f"p = {num(dft['p_value'], 3)}; max |z| = {num(dft['max_abs_z'], 3)} "
+                     f"(Bonferroni p = {num(dft['max_abs_z_p_value'], 3)})")
+    return lines
+
+
+def _coarse(test: dict) -> str:
+    if not test["coarse_grid"]:
+        return ""
+    return (f" (COARSE time grid: the exact density changes by up to "
+            f"{percent(test['density_max_step'])} between output times; the interpolated CDF is "
+            "suspect)")
+
+
+def _waiting_times(block: dict) -> list[str]:
+    lines = []
+    first, between = block["first_jump"], block["between_jumps"]
+    if first["p_value"] is not None:
+        coarse = _coarse(first)
+        lines.append(f"  first jump (w != 0): KS p = {num(first['p_value'], 3)} on "
+                     f"{first['n_observed']} times <= t_final{coarse}; no jump in "
+                     f"{first['n_censored']} trajectories (expected {num(first['censored_expected'])}"
+                     f", z = {num(first['censored_z'], 2)})")
+    else:
+        lines.append(f"  first jump: not tested: {first['reason']}")
+    if between["p_value"] is not None:
+        coarse = _coarse(between)
+        lines.append(f"  waiting time between jumps: KS p = {num(between['p_value'], 3)} on "
+                     f"{between['n_intervals']} intervals of {between['trajectories']} "
+                     f"trajectories against the Palm distribution x (t_final - tau){coarse};")
+        lines.append(f"    {between['note']}")
+    else:
+        lines.append(f"  waiting time between jumps: not tested: {between['reason']}")
     return lines

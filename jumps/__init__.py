@@ -19,11 +19,18 @@ import os as _os
 # ~50 us to wake. Set before numba's OpenMP runtime starts; a user's own value wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .api import davies_generator, rates_generator, solve_exact, unravel_generator
+from .api import (
+    davies_generator,
+    exact_statistics,
+    rates_generator,
+    solve_exact,
+    unravel_generator,
+)
 from .errors import ConfigError
 from .physics.baths import drude_lorentz, from_callable, from_rates, ohmic, tabulated
 from .result import Result
 
-__all__ = ["ConfigError", "Result", "davies_generator", "drude_lorentz", "from_callable",
+__all__ = ["ConfigError", "Result", "davies_generator", "drude_lorentz", "exact_statistics",
+           "from_callable",
            "from_rates", "ohmic", "rates_generator", "solve_exact", "tabulated",
            "unravel_generator"]

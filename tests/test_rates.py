@@ -22,6 +22,7 @@ from jumps.generators.rates import generator as rates
 from jumps.generators.rates import kernels as rate_kernels
 from jumps.generators.rates import unravel as ru
 from jumps.physics import baths, models
+from jumps.runtime.plan import resolve_start
 
 
 def chain(n: int = 5, hz: float = 0.5):
@@ -145,7 +146,7 @@ def test_degenerate_spectrum_is_refused():
 
 def run_rates(r, kind: str, times, ntraj: int, seed: int, chunk: int = 1000):
     engine = ru.pack_rate_engine(r)
-    initial = ru.make_rate_initial(r, InitialState(kind, index=-1))
+    initial = ru.make_rate_initial(r, resolve_start(r, InitialState(kind, index=-1)))
     runner = ru.RateChunkRunner(engine, initial, times, seed_key(seed), ntraj)
     for first in range(0, ntraj, chunk):
         runner.run(first, min(chunk, ntraj - first))
@@ -191,7 +192,8 @@ def test_bath_attribution_is_exact(any_split):
     assert np.max(np.abs(z)) < 4.0, z
     if r.set_size > 1:
         assert runner.exact_decisions > 200 * (r.set_size - 1)
-    assert counts.sum() == runner.n_jumps.sum()
+    # Every counted transition is a jump: w != 0 (n_jumps) or a dephasing event (w = 0).
+    assert counts.sum() == runner.records["n_jumps"].sum() + runner.records["dephasings"].sum()
 
 
 @pytest.mark.parametrize("forced_exact", [False, True])
@@ -245,18 +247,20 @@ def test_heat_is_minus_the_energy_change(pair):
     _, _, _, r, _ = pair
     engine = ru.pack_rate_engine(r)
     initial = ru.make_rate_initial(r, InitialState("eigenstate", index=-1))
-    tally = ru.new_rate_tally(r.dimension, np.linspace(0.0, 30.0, 2), r.n_baths, 50, 100000)
-    tally = tally._replace(log_time=np.zeros(100000), log_channel=np.zeros(100000, dtype=np.int64))
+    tally = ru.new_rate_tally(r.dimension, np.linspace(0.0, 30.0, 2), r.n_baths, 50, 100000,
+                              log=100000)
     rate_kernels.run_rate_chunk(engine, initial, tally, seed_key(2), 0, 50, 1)
-    keys = tally.log_channel[:tally.log_count[0]]
+    keys = tally.log_code[:tally.log_count[0]]
     d = r.dimension
     source, target = (keys // d) % d, keys % d
-    ends = np.split(target, np.cumsum(tally.n_jumps)[:-1])
+    np.testing.assert_array_equal(tally.log_levels[:tally.log_count[0]].T, [source, target])
+    events = tally.n_jumps + tally.dephasings.sum(axis=1)  # every logged jump, w = 0 included
+    ends = np.split(target, np.cumsum(events)[:-1])
     final = np.array([e[-1] if e.size else d - 1 for e in ends])
     np.testing.assert_allclose(tally.heat.sum(axis=1), r.energies[-1] - r.energies[final],
                                atol=1e-10)
     # Each jump starts where the previous one of its trajectory ended.
-    for path_source, path_target in zip(np.split(source, np.cumsum(tally.n_jumps)[:-1]), ends):
+    for path_source, path_target in zip(np.split(source, np.cumsum(events)[:-1]), ends):
         assert np.array_equal(path_source[1:], path_target[:-1])
 
 
@@ -274,12 +278,14 @@ def test_records_do_not_depend_on_lanes_or_chunks(pair):
         return t
 
     one, many = tally(1), tally(16)
-    for name in ("heat", "n_jumps", "level_counts", "n_taken"):
+    for name in ("heat", "n_jumps", "dephasings", "first_jump_time", "final_level",
+                 "level_counts", "n_taken"):
         assert np.array_equal(getattr(one, name), getattr(many, name)), name
     assert np.array_equal(np.sort(one.taken[:one.n_taken[0]]), np.sort(many.taken[:many.n_taken[0]]))
     chunked, _ = run_rates(r, "eigenstate", times, 300, seed=5, chunk=37)
     whole, _ = run_rates(r, "eigenstate", times, 300, seed=5, chunk=300)
-    assert np.array_equal(chunked.heat, whole.heat)
+    for name, values in whole.records.items():
+        assert np.array_equal(chunked.records[name], values), name
     for key, value in whole.sums().items():
         np.testing.assert_allclose(chunked.sums()[key], value, rtol=1e-13, err_msg=key)
 

@@ -21,10 +21,13 @@ from numba.extending import intrinsic
 
 from .random import seed_trajectory, uniform
 
+# The initial state: one of n components, drawn with the cumulative weights (no draw when
+# n = 1); a component is one eigenstate, or a superposition stored as a row of ``psi``.
 Initial = namedtuple("Initial", [
-    "psi",              # (d,) complex: initial state in the eigenbasis (when not sampled)
-    "cumulative",       # (d,) float: cumulative weights of the eigenstates to sample, or (0,)
-    "eigenstate",       # (1,) int64: eigen-index when psi is one eigenstate, else -1
+    "psi",              # (K, d) complex: the superpositions (eigenbasis), normalised; K >= 0
+    "cumulative",       # (n,) float: cumulative weights of the components, n >= 1
+    "eigenstate",       # (n,) int64: the component's eigen-index, or -1 for a superposition
+    "vector",           # (n,) int64: the component's row of psi (-1 for an eigenstate)
 ])
 
 # Trajectories interleaved per kernel call: enough in-flight memory reads to hide the ~190 ns
@@ -58,10 +61,10 @@ else:
 @numba.njit(cache=True, nogil=True)
 def next_trajectory(row, lane, next_row, key, first, initial, rng):
     """Put chunk row ``next_row`` (trajectory ``first + next_row``) into ``lane``: seed its
-    stream; returns its initial eigen-index, or -1 for a superposition."""
+    stream; returns its initial component (:func:`initial_component`)."""
     row[lane] = next_row
     seed_trajectory(key, first + next_row, rng[lane])
-    return initial_eigenstate(initial, rng[lane])
+    return initial_component(initial, rng[lane])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -75,13 +78,14 @@ def lane_state(n_lanes):
 
 
 @numba.njit(cache=True, nogil=True)
-def initial_eigenstate(initial, rng):
-    """The eigen-index a trajectory starts in (Gibbs-sampled, or the given eigenstate), or -1
-    for a superposition."""
-    if initial.cumulative.size > 0:
-        x = uniform(rng) * initial.cumulative[-1]
-        return min(np.searchsorted(initial.cumulative, x, side="right"), initial.psi.size - 1)
-    return initial.eigenstate[0]
+def initial_component(initial, rng):
+    """The component of ``initial`` a trajectory starts in: drawn with the components' weights
+    (one uniform), or the only one (no draw)."""
+    n = initial.cumulative.size
+    if n == 1:
+        return 0
+    x = uniform(rng) * initial.cumulative[-1]
+    return min(np.searchsorted(initial.cumulative, x, side="right"), n - 1)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -105,12 +109,16 @@ def pure_segment(rate, times, level_counts, occupation_time, level, t, k, rng):
 
 
 @numba.njit(cache=True, nogil=True)
-def log_jump(log_time, log_channel, log_count, time, channel):
-    """Append a jump to the jump list (its length is counted past the capacity)."""
+def log_jump(log_time, log_code, log_levels, log_count, time, code, source, target):
+    """Append a jump to the jump list: its time, the generator's code for it (a channel, a
+    transition key) and the source and target levels (-1: spread over several). The length is
+    counted past the capacity (then the caller runs again with more room)."""
     n = log_count[0]
     if n < log_time.size:
         log_time[n] = time
-        log_channel[n] = channel
+        log_code[n] = code
+        log_levels[n, 0] = source
+        log_levels[n, 1] = target
     log_count[0] = n + 1
 
 

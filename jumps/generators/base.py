@@ -42,10 +42,12 @@ import numpy as np
 
 from ..errors import ConfigError
 
-INITIAL_KINDS = ("eigenstate", "basis", "product", "gibbs", "vector")
-# Initial states that are one eigenstate, or eigenstates sampled with given weights: diagonal in
-# the energy eigenbasis (the others are pure states given as a vector in the user's basis).
-DIAGONAL_KINDS = ("eigenstate", "gibbs")
+INITIAL_KINDS = ("eigenstate", "basis", "product", "gibbs", "vector", "populations",
+                 "steady_state")
+# Initial states that are one eigenstate, or eigenstates (levels) drawn with given weights:
+# diagonal in the energy eigenbasis (the others are pure states given as a vector in the
+# user's basis).
+DIAGONAL_KINDS = ("eigenstate", "gibbs", "populations", "steady_state")
 DENSITY_MODES = ("full", "diagonal", "none", "auto")
 # ``density_matrix = "auto"`` stores the full density matrix up to this dimension (a (T, d, d)
 # complex array and its errors: 2 MB per output time at d = 64), the diagonal above.
@@ -65,11 +67,24 @@ class InitialState:
         by the generator.
     index : int or None
         The eigen-index of ``eigenstate`` (ascending energies), or the basis index of ``basis``.
+    level_populations : (L,) float or None
+        ``populations``: the weight of each level, ascending energies (as given).
+    populations : (d,) float or None
+        The weight of each eigenstate, once resolved for a generator
+        (:func:`jumps.runtime.plan.resolve_start`): ``gibbs``, ``populations`` (a level's
+        weight spread evenly over its eigenstates) and ``steady_state``.
+    weights, states : (K,) float and (K, d) complex, or None
+        A mixture of pure states (user's basis) drawn with ``weights``: a steady state with
+        coherences inside degenerate levels.
     """
 
     kind: str
     vector: np.ndarray | None = None
     index: int | None = None
+    level_populations: np.ndarray | None = None
+    populations: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    states: np.ndarray | None = None
 
     @property
     def is_diagonal(self) -> bool:
@@ -253,6 +268,13 @@ class Unravelling(ABC):
         rank 0 under MPI, so that it holds one copy); by default the generator unchanged."""
         return generator
 
+    @abstractmethod
+    def counting_model(self, generator, coherent: bool):
+        """The master equation split by bath for exact counting statistics
+        (:class:`jumps.physics.counting.CountingModel`): the classical rate equation when it is
+        exact (a non-degenerate spectrum, ``coherent`` False: a start diagonal in the energy
+        basis), else the full Liouvillian. Raises ConfigError when neither can be had."""
+
     # -- reports ---------------------------------------------------------------------------
 
     @abstractmethod
@@ -285,24 +307,30 @@ def table_rows(items: list[str], limit: int = 12) -> list[str]:
 JUMP_LOG_CAPACITY = 4096
 
 
-def replay_jumps(replay, trajectories: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The jumps of trajectories ``0 .. trajectories-1``: ``(trajectory, time, code)`` arrays.
+def replay_jumps(replay, trajectories: int) -> dict[str, np.ndarray]:
+    """The jumps of trajectories ``0 .. trajectories-1``: ``jump_trajectory``, ``jump_time``,
+    ``jump_code`` (the generator's code of the jump), ``jump_from`` and ``jump_to`` (levels;
+    -1 where the state spreads over several).
 
     ``replay(index, capacity)`` runs trajectory ``index`` alone from its own stream (so exactly
-    as in the main run) with a jump log of ``capacity`` entries, and returns ``(n, times,
-    codes)``: the number of jumps it had (which may exceed the capacity) and the log. A
-    trajectory that overflowed is run again with a log twice its number of jumps."""
+    as in the main run) with a jump log of ``capacity`` entries
+    (:func:`jumps.core.records.new_log`), and returns the log. A trajectory that overflowed it
+    is run again with a log twice its number of jumps."""
     capacity = JUMP_LOG_CAPACITY
-    indices, times, codes = [], [], []
+    parts = []
     for index in range(trajectories):
         while True:
-            n, log_time, log_code = replay(index, capacity)
+            log = replay(index, capacity)
+            n = int(log["log_count"][0])
             if n <= capacity:
                 break
             capacity = 2 * n
-        indices.append(np.full(n, index, dtype=np.int64))
-        times.append(log_time[:n])
-        codes.append(log_code[:n])
-    if not indices:
-        return np.zeros(0), np.zeros(0), np.zeros(0)
-    return np.concatenate(indices), np.concatenate(times), np.concatenate(codes)
+        parts.append((np.full(n, index, dtype=np.int64), log["log_time"][:n],
+                      log["log_code"][:n], log["log_levels"][:n]))
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return {"jump_trajectory": empty, "jump_time": np.zeros(0), "jump_code": empty,
+                "jump_from": empty, "jump_to": empty}
+    trajectory, time, code, levels = (np.concatenate(p) for p in zip(*parts))
+    return {"jump_trajectory": trajectory, "jump_time": time, "jump_code": code,
+            "jump_from": levels[:, 0], "jump_to": levels[:, 1]}

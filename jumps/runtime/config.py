@@ -21,12 +21,14 @@ from ..generators.base import DENSITY_MODES, INITIAL_KINDS, InitialState
 from ..physics import baths as baths_module
 from ..physics.baths import Bath
 from ..physics.models import Model, build_model, check_hermitian, explicit, product_state
+from .statistics import DEFAULT_S
 
-SECTIONS = {"system", "baths", "initial_state", "run"}
+SECTIONS = {"system", "baths", "initial_state", "run", "counting"}
+COUNTING_KEYS = {"s"}
 SYSTEM_KEYS = {"model", "params", "hamiltonian", "operators", "degeneracy_tol", "drop_tol"}
 BATH_KEYS = {"coupling", "spectral_density", "eta", "cutoff", "reorganization", "table",
              "temperature", "beta", "lamb_shift"}
-INITIAL_KEYS = {"kind", "index", "state", "vector"}
+INITIAL_KEYS = {"kind", "index", "state", "vector", "populations"}
 # The keys each spectral density and each initial-state kind reads: any other key of the entry
 # would be silently ignored, so it is refused.
 COMMON_BATH_KEYS = {"coupling", "spectral_density", "lamb_shift"}
@@ -36,10 +38,13 @@ SPECTRAL_DENSITY_KEYS = {"ohmic": {"eta", "cutoff"} | THERMAL_KEYS,
                          "tabulated": {"table"} | THERMAL_KEYS,
                          "rates": {"table"}}
 INITIAL_KIND_KEYS = {"eigenstate": {"index"}, "basis": {"index"}, "product": {"state"},
-                     "gibbs": set(), "vector": {"vector"}}
+                     "gibbs": set(), "vector": {"vector"}, "populations": {"populations"},
+                     "steady_state": set()}
+# Level populations must add up to one within this (a typo, not rounding, beyond it).
+POPULATION_SUM_TOLERANCE = 1e-6
 RUN_KEYS = {"t_final", "n_times", "trajectories", "seed", "observables", "density_matrix",
-            "lamb_shift", "chunk_size", "checkpoint_seconds", "record_jumps", "generator",
-            "cache"}
+            "lamb_shift", "chunk_size", "checkpoint_seconds", "record_jumps",
+            "record_trajectories", "generator", "cache"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,8 @@ class RunConfig:
     chunk_size: int = 0
     checkpoint_seconds: float = 10.0
     record_jumps: int = 0
+    record_trajectories: int = 0
+    counting_s: np.ndarray = field(default_factory=lambda: DEFAULT_S.copy())
     generator: str = "auto"
     cache: bool = True
     source: str = ""
@@ -115,7 +122,9 @@ def parse_config(raw: dict, base: Path = Path("."), source: str = "") -> RunConf
     initial = _initial_state(_table(raw, "initial_state", required=False), model, base)
     if initial.kind == "gibbs" and (len({b.beta for b in bath_objects}) != 1
                                     or not all(b.is_thermal for b in bath_objects)):
-        raise ConfigError("initial_state.kind", "gibbs needs all baths thermal and at one temperature")
+        raise ConfigError("initial_state.kind", "gibbs needs all baths thermal and at one "
+                                                "temperature (for baths at several temperatures "
+                                                "start in kind = 'steady_state')")
     t_final = _number(run, "t_final", 10.0, "run", positive=True)
     n_times = _integer(run, "n_times", 101, "run", low=2)
     trajectories = _integer(run, "trajectories", 1000, "run", low=1)
@@ -141,6 +150,8 @@ def parse_config(raw: dict, base: Path = Path("."), source: str = "") -> RunConf
         chunk_size=_integer(run, "chunk_size", 0, "run", low=0),
         checkpoint_seconds=_number(run, "checkpoint_seconds", 10.0, "run", positive=True),
         record_jumps=_integer(run, "record_jumps", 0, "run", low=0),
+        record_trajectories=_integer(run, "record_trajectories", 0, "run", low=0),
+        counting_s=_counting_fields(_table(raw, "counting", required=False), base),
         generator=generator, cache=_bool(run, "cache", True, "run"),
         source=source, raw=raw,
     )
@@ -447,8 +458,10 @@ def _initial_state(table: dict, model: Model, base: Path) -> InitialState:
         return InitialState(kind, vector, index)
     if kind == "product":
         return InitialState(kind, product_state(model, table.get("state", ""), f"{where}.state"))
-    if kind == "gibbs":
+    if kind in ("gibbs", "steady_state"):
         return InitialState(kind)
+    if kind == "populations":
+        return InitialState(kind, level_populations=_populations(table, base, where))
     if kind == "vector":
         if "vector" not in table:
             raise ConfigError(f"{where}.vector", "missing")
@@ -460,6 +473,33 @@ def _initial_state(table: dict, model: Model, base: Path) -> InitialState:
             raise ConfigError(f"{where}.vector", "is zero")
         return InitialState(kind, vector / norm)
     raise AssertionError(kind)  # every kind of INITIAL_KIND_KEYS is handled above
+
+
+def _counting_fields(table: dict, base: Path) -> np.ndarray:
+    """``[counting] s``: the counting fields (inverse energy unit) of the heat statistics."""
+    _unknown(table, COUNTING_KEYS, "counting")
+    if "s" not in table:
+        return DEFAULT_S.copy()
+    values = load_array(table["s"], base, "counting.s")
+    if values.ndim != 1 or values.size == 0 or np.iscomplexobj(values):
+        raise ConfigError("counting.s", "must be a non-empty list of real numbers")
+    return values.astype(float)
+
+
+def _populations(table: dict, base: Path, where: str) -> np.ndarray:
+    """Level populations (ascending energies): non-negative, adding up to one."""
+    field_name = f"{where}.populations"
+    if "populations" not in table:
+        raise ConfigError(field_name, "missing (one weight per level, ascending energies)")
+    values = load_array(table["populations"], base, field_name)
+    if values.ndim != 1 or values.size == 0:
+        raise ConfigError(field_name, f"must be a list of numbers, got shape {values.shape}")
+    if np.iscomplexobj(values) or np.any(values < 0):
+        raise ConfigError(field_name, "must be real and non-negative")
+    total = float(values.sum())
+    if abs(total - 1.0) > POPULATION_SUM_TOLERANCE:
+        raise ConfigError(field_name, f"must add up to 1, they add up to {total:.10g}")
+    return values.astype(float) / total
 
 
 def _observables(spec: Any, model: Model, base: Path) -> dict[str, np.ndarray]:

@@ -18,27 +18,29 @@ import numpy as np
 from .. import __version__, generators
 from ..core.sums import SPARSE_KEYS, Accumulator, mean_stderr
 from ..errors import ConfigError
-from ..physics import exact
+from ..physics import counting, exact
 from . import checkpoint, parallel
 from .build import build
 from .config import RunConfig
 from .io import META_FILE, write_results
-from .plan import Plan, default_chunk_size
+from .plan import Plan, default_chunk_size, recorded_trajectories, resolve_start
+from .statistics import exact_statistics, model_state, statistics_records
 
 
 def initial_density(config: RunConfig, generator) -> np.ndarray:
-    """The initial density matrix in the user's basis (channel generator)."""
-    state = config.initial_state
-    if state.kind == "gibbs":
-        try:
-            return generator.gibbs_state()
-        except ValueError:
-            raise ConfigError("initial_state.kind", "gibbs needs all baths at one temperature") from None
+    """The config's initial density matrix in the user's basis (``gibbs``, ``populations`` and
+    ``steady_state`` resolved for ``generator``: :func:`jumps.runtime.plan.resolve_start`)."""
+    state = resolve_start(generator, config.initial_state)
+    V = generator.eigenvectors
+    if state.populations is not None:
+        return (V * state.populations) @ V.conj().T
     if state.kind == "eigenstate":
-        vector = generator.eigenvectors[:, state.index]
-    else:
-        vector = state.vector
-    return np.outer(vector, vector.conj())
+        vector = V[:, state.index]
+        return np.outer(vector, vector.conj())
+    weights, states = ((state.weights, state.states) if state.states is not None
+                       else (np.ones(1), state.vector[None, :]))
+    states = states / np.linalg.norm(states, axis=1, keepdims=True)
+    return np.einsum("k,ki,kj->ij", weights, states, states.conj())
 
 
 def prepare_output(out: Path, force: bool, resume: bool = False) -> Path:
@@ -83,29 +85,64 @@ def metadata(config: RunConfig, generator, method: str, **extra) -> dict:
 
 
 def run_exact(config: RunConfig, out: Path, force: bool = False) -> dict[str, np.ndarray]:
-    """Solve the master equation densely on the config's time grid and write the result."""
+    """Solve the master equation on the config's time grid and write the result: densely
+    (the Liouvillian) for d <= 128; above, for a non-degenerate spectrum from a start diagonal
+    in the energy basis, the rate equation that is exact there (d <= 4096). With the exact
+    references of trajectory statistics (:func:`jumps.runtime.statistics.exact_statistics`)."""
     start = time.perf_counter()
-    if config.model.dimension > exact.MAX_EXACT_DIMENSION:
-        raise ConfigError("system", f"exact solver is for d <= {exact.MAX_EXACT_DIMENSION}, "
-                                    f"this system has d = {config.model.dimension}")
-    generator, _ = build(config, "channels")
-    if generator.dimension > exact.MAX_EXACT_DIMENSION:
-        raise ConfigError("system", f"exact solver is for d <= {exact.MAX_EXACT_DIMENSION}, "
-                                    f"this system has d = {generator.dimension}")
+    dense = config.model.dimension <= exact.MAX_EXACT_DIMENSION
+    generator, _ = build(config, "channels" if dense else None)
     out = prepare_output(out, force)
+    state = resolve_start(generator, config.initial_state)
+    unravelling = generators.of(generator)
+    density = unravelling.stored_density(config.density_matrix, generator.dimension)
+    if dense:
+        arrays = _dense_exact(config, generator, density)
+    else:
+        arrays = _rate_equation_exact(config, generator, unravelling, state, density)
+    statistics, notes = exact_statistics(generator, state, config.times, config.counting_s)
+    arrays.update(statistics)
+    elapsed = time.perf_counter() - start
+    write_results(out, arrays, metadata(config, generator, "exact", density_matrix=density,
+                                        undefined_references=notes, wall_seconds=elapsed))
+    return arrays
+
+
+def _dense_exact(config: RunConfig, generator, density: str) -> dict[str, np.ndarray]:
+    """Populations, observables and density matrices from the full Liouvillian."""
     solution = exact.evolve(generator, initial_density(config, generator), config.times)
     arrays = {"times": solution.times, "populations": solution.populations,
               **generator.summary_arrays()}
     for name, operator in config.observables.items():
         arrays[f"expect_{name}"] = np.real(solution.expectation(generator, operator))
-    density = generators.of(generator).stored_density(config.density_matrix, generator.dimension)
     if density == "full":
         arrays["rho"] = solution.rho_user(generator)
     elif density == "diagonal":
         arrays["rho_diagonal"] = np.real(np.einsum("tii->ti", solution.rho_user(generator)))
-    elapsed = time.perf_counter() - start
-    write_results(out, arrays, metadata(config, generator, "exact", density_matrix=density,
-                                        wall_seconds=elapsed))
+    return arrays
+
+
+def _rate_equation_exact(config: RunConfig, generator, unravelling, state,
+                         density: str) -> dict[str, np.ndarray]:
+    """Populations, observables and the diagonal of rho from the rate equation (exact for a
+    non-degenerate spectrum from a diagonal start: no coherences ever form)."""
+    if density == "full":
+        raise ConfigError("run.density_matrix", f"the exact solution of d = "
+                                                f"{generator.dimension} > "
+                                                f"{exact.MAX_EXACT_DIMENSION} is the rate "
+                                                "equation's: 'diagonal' or 'none'")
+    model = unravelling.counting_model(generator, coherent=not state.is_diagonal)
+    if model.kind != "classical":
+        raise ConfigError("system", f"exact solver: d = {generator.dimension} > "
+                                    f"{exact.MAX_EXACT_DIMENSION} needs a non-degenerate "
+                                    "spectrum and a start diagonal in the energy basis")
+    populations = np.real(counting.populations(model, model_state(model, generator, state),
+                                               config.times))
+    arrays = {"times": config.times, "populations": populations, **generator.summary_arrays()}
+    for name, operator in config.observables.items():
+        arrays[f"expect_{name}"] = populations @ generator.diagonal_of(operator)
+    if density == "diagonal":
+        arrays["rho_diagonal"] = generator.user_basis_populations(populations)
     return arrays
 
 
@@ -178,7 +215,7 @@ def run_trajectories(config: RunConfig, out: Path, force: bool = False, resume: 
     runner, my_chunks, run_seconds = _work(comm, plan, config, out, attempt, done, previous,
                                            quiet, target_stderr)
     merged = _reduce(comm, runner.sums())
-    records = {name: comm.reduce_sum(value) for name, value in runner.records.items()}
+    records = _gather_records(comm, plan, runner.records, my_chunks)
     finished = set(done).union(*map(set, comm.allgather(my_chunks)))
     peak_rss = comm.allgather(_peak_rss_mb())
     if comm.rank != 0:
@@ -208,6 +245,20 @@ def _reduce(comm, sums: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
                 accumulator.add({"transition_keys": keys, "transition_counts": counts})
             merged.update(accumulator.sums())
     return merged if comm.rank == 0 else None
+
+
+def _gather_records(comm, plan: Plan, records: dict[str, np.ndarray],
+                    chunks: list[int]) -> dict[str, np.ndarray] | None:
+    """Every rank's per-trajectory records of the rows it ran, into rank 0's arrays (rows no
+    rank ran keep their fill values; they are not written out)."""
+    rows = plan.rows(chunks)
+    parts = comm.gather((rows, {name: value[rows] for name, value in records.items()}))
+    if comm.rank != 0:
+        return None
+    for rows, values in parts[1:]:
+        for name, value in values.items():
+            records[name][rows] = value
+    return records
 
 
 def _warm_up(comm, plan: Plan) -> float:
@@ -292,11 +343,14 @@ def _finish(config, out, generator, plan, runner, merged, records, finished, pre
         merged = accumulator.sums()
         previous.fill(records)
     rows = plan.rows(finished)
-    jump_list = runner.jump_list(min(config.record_jumps, rows.size)) if config.record_jumps else {}
+    records = {name: value[rows] for name, value in records.items()}
+    added, undefined = statistics_records(generator, plan.state, records, config.t_final,
+                                          config.counting_s)
     arrays = {"times": plan.times, **generator.summary_arrays(),
-              **plan.finalize(generator, merged, rows.size),
-              **{name: value[rows] for name, value in records.items()},
-              "trajectory_index": rows, **jump_list}
+              **plan.finalize(generator, merged, rows.size), **records, **added,
+              "trajectory_index": rows,
+              **recorded_trajectories(plan, runner, records, rows, config.record_jumps,
+                                      config.record_trajectories)}
     total_jumps = int(arrays["n_jumps"].sum())
     first_attempt = previous.attempt == 1
     meta = metadata(config, generator, "trajectories", seed=config.seed, trajectories=int(rows.size),
@@ -304,7 +358,8 @@ def _finish(config, out, generator, plan, runner, merged, records, finished, pre
                     density_matrix=plan.density, attempts=previous.attempt,
                     total_jumps=total_jumps,
                     jumps_per_second=total_jumps / max(timings["run_seconds"], 1e-9) if first_attempt else None,
-                    target_stderr=target_stderr, **plan.unravelling.run_summary(merged), **timings)
+                    target_stderr=target_stderr, undefined_records=undefined,
+                    **plan.unravelling.run_summary(merged), **timings)
     write_results(out, arrays, meta)
     checkpoint.remove(out)
     if not quiet:

@@ -14,7 +14,10 @@ import numpy as np
 
 from .. import generators
 from ..core.random import seed_key
+from ..core.records import trajectory_tables
+from ..errors import ConfigError
 from ..generators.base import InitialState
+from .statistics import steady_start
 
 # A chunk costs ~0.2 ms of Python and dispatch, as much as 100 fast pure-mode trajectories:
 # runs are cut into about TARGET_CHUNKS chunks (load balance, progress, checkpoints) of at
@@ -53,6 +56,8 @@ class Plan:
     arrays : namedtuple
         The kernel's input (:meth:`~jumps.generators.base.Unravelling.pack`); under MPI its
         arrays live in shared memory.
+    state : InitialState
+        The initial state, resolved (:func:`resolve_start`); on rank 0 only.
     """
 
     kind: str
@@ -64,6 +69,7 @@ class Plan:
     density: str
     n_baths: int
     arrays: Any = None
+    state: InitialState | None = None  # as resolved (rank 0; not shared)
 
     @classmethod
     def create(cls, generator, state: InitialState, times: np.ndarray, ntraj: int, seed: int,
@@ -77,11 +83,13 @@ class Plan:
         unravelling.check(state, density)
         stored = unravelling.stored_density(density, generator.dimension)
         times = np.ascontiguousarray(times, dtype=float)
+        state = resolve_start(generator, state)
         arrays = unravelling.pack(generator, state, times, observables, stored)
         return cls(kind=unravelling.name, times=times, ntraj=ntraj,
                    chunk=chunk or default_chunk_size(ntraj), key=seed_key(seed),
                    names=list(observables), density=stored,
-                   n_baths=len(generator.baths) if n_baths is None else n_baths, arrays=arrays)
+                   n_baths=len(generator.baths) if n_baths is None else n_baths, arrays=arrays,
+                   state=state)
 
     @property
     def unravelling(self):
@@ -123,9 +131,61 @@ class Plan:
         layout, arrays, light = None, None, None
         if comm.rank == 0:
             layout, arrays = split_arrays(root_plan.arrays)
-            light = replace(root_plan, arrays=None)
+            light = replace(root_plan, arrays=None, state=None)
         light, layout = comm.bcast((light, layout))
-        return replace(light, arrays=join_arrays(layout, comm.share(arrays)))
+        state = root_plan.state if comm.rank == 0 else None  # rank 0's business only
+        return replace(light, arrays=join_arrays(layout, comm.share(arrays)), state=state)
+
+
+def resolve_start(generator, state: InitialState) -> InitialState:
+    """``state`` with the weights of the eigenstates to draw from filled in (``populations``):
+    for ``gibbs`` the Gibbs state at the baths' common temperature, for ``populations`` the
+    given level weights spread evenly over each level's eigenstates, for ``steady_state`` the
+    generator's stationary state (:func:`jumps.runtime.statistics.steady_start`)."""
+    if state.kind == "gibbs":
+        try:
+            return replace(state, populations=generator.gibbs_populations())
+        except ValueError:
+            raise ConfigError("initial_state.kind", "gibbs needs all baths thermal and at one "
+                                                    "temperature (for baths at several "
+                                                    "temperatures start in 'steady_state')") from None
+    if state.kind == "populations":
+        return replace(state, populations=level_weights(generator.level_ptr,
+                                                        state.level_populations))
+    if state.kind == "steady_state":
+        return steady_start(generator, state)
+    return state
+
+
+def level_weights(level_ptr: np.ndarray, populations: np.ndarray) -> np.ndarray:
+    """Per-eigenstate weights from per-level ``populations`` (a level's weight spread evenly
+    over its eigenstates: the state is diagonal and invariant inside degenerate levels)."""
+    sizes = np.diff(level_ptr)
+    if populations.size != sizes.size:
+        raise ConfigError("initial_state.populations",
+                          f"{populations.size} values for the {sizes.size} levels of this "
+                          f"spectrum (ascending energies; degenerate eigenvalues form one level)")
+    return np.repeat(populations / sizes, sizes)
+
+
+def recorded_trajectories(plan: Plan, runner, records: dict[str, np.ndarray], rows: np.ndarray,
+                          record_jumps: int, record_trajectories: int) -> dict[str, np.ndarray]:
+    """The jump list of the first ``record_jumps`` trajectories and the level and heat tables
+    (:func:`jumps.core.records.trajectory_tables`) of the first ``record_trajectories``, from
+    one replay of the trajectories both need (trajectories ``0 .. K-1`` of the run: those of
+    the first chunks, always finished)."""
+    count = min(max(record_jumps, record_trajectories), rows.size)
+    if count == 0:
+        return {}
+    jumps = runner.jump_list(count)
+    out = {}
+    if record_jumps:
+        keep = jumps["jump_trajectory"] < record_jumps
+        out.update({name: value[keep] for name, value in jumps.items()})
+    if record_trajectories:
+        out.update(trajectory_tables(jumps, records["initial_level"], plan.times, plan.n_baths,
+                                     min(record_trajectories, rows.size)))
+    return out
 
 
 def split_arrays(tree, prefix: str = "") -> tuple[Any, dict[str, np.ndarray]]:

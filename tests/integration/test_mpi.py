@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 EXACT_KEYS = ("jump_counts", "transition_from", "transition_to", "transition_count",
-              "n_jumps", "heat", "trajectory_index")
+              "n_jumps", "heat", "trajectory_index", "emissions", "absorptions", "dephasings",
+              "first_jump_time", "initial_level", "final_level", "final_energy")
 FLOAT_KEYS = ("populations", "rho", "expect_sz_0", "expect_sx_0", "occupation_time")
 # Standard errors are derived from differences of sums: compared relative to their largest value.
 STDERR_KEYS = ("populations_stderr", "rho_stderr", "expect_sz_0_stderr")

@@ -167,6 +167,16 @@ class DaviesGenerator:
         rates.sum_duplicates()
         return rates
 
+    def per_bath_rates(self) -> list[sp.csr_matrix]:
+        """Classical rates between eigenstates per bath, ``R_a[n, m] = sum gamma_c
+        |<n|A_c|m>|^2`` over the channels ``c`` of bath ``a`` (m -> n; the diagonal is
+        dephasing). Exact for the populations of a non-degenerate spectrum."""
+        d = self.dimension
+        bath = self.channel_bath[self.entry_channel]
+        return [sp.csr_matrix((self.entry_rate[bath == a], (self.entry_row[bath == a],
+                                                            self.entry_col[bath == a])),
+                              shape=(d, d)) for a in range(len(self.baths))]
+
     def common_beta(self) -> float | None:
         """The common inverse temperature of all baths, or None if they differ or are not thermal."""
         return common_beta(self.baths)
@@ -184,6 +194,16 @@ class DaviesGenerator:
         """``V^dag O V``: an operator from the user's basis to the eigenbasis."""
         V = self.eigenvectors
         return V.conj().T @ np.asarray(operator @ V)
+
+    def diagonal_of(self, operator) -> np.ndarray:
+        """``<m|O|m>`` (real part) for every eigenstate, for an operator in the user's basis."""
+        V = self.eigenvectors
+        return np.real(np.einsum("im,im->m", V.conj(), np.asarray(operator @ V)))
+
+    def user_basis_populations(self, populations: np.ndarray, power: int = 1) -> np.ndarray:
+        """``sum_m populations[t, m] |<i|m>|^(2 power)`` (T, d): the diagonal of the density
+        matrix in the user's basis of a state diagonal in the eigenbasis."""
+        return populations @ (np.abs(self.eigenvectors) ** (2 * power)).T
 
     def summary_arrays(self) -> dict[str, np.ndarray]:
         """The arrays every result file carries about its generator (see README, Results)."""

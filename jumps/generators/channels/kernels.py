@@ -64,6 +64,7 @@ Engine = namedtuple("Engine", [
     "chan_val",         # (nnz,) complex
     "chan_bath",        # (C,) int64
     "chan_frequency",   # (C,) float: energy handed to the bath per jump
+    "level_energy",     # (L,) float: the eigenvalue of H of each level
 ])
 
 # A pair (source level, target level): its transitions (one per bath) are entries
@@ -90,10 +91,20 @@ Tally = namedtuple("Tally", [
     "jump_counts",      # (C,) int64: jumps from states spread over several levels, per channel
     "trans_counts",     # (nt,) int64: jumps through each transition-table entry (single level)
     "occupation_time",  # (L,) float: time spent in each level (single-level states)
-    "heat",             # (ntraj, n_baths) float: per trajectory of this call
-    "n_jumps",          # (ntraj,) int64
-    "log_time",         # (capacity,) float: jump times, or (0,) for no jump list
-    "log_channel",      # (capacity,) int64: jump channels
+    # Per trajectory of this call (row i is trajectory first + i):
+    "heat",             # (ntraj, n_baths) float: energy given to each bath
+    "n_jumps",          # (ntraj,) int64: jumps with w != 0
+    "emissions",        # (ntraj, n_baths) int64: jumps with w > 0, per bath
+    "absorptions",      # (ntraj, n_baths) int64: jumps with w < 0, per bath
+    "dephasings",       # (ntraj, n_baths) int64: jumps with w = 0 (no population changes)
+    "first_jump_time",  # (ntraj,) float: time of the first jump with w != 0 (inf: none)
+    "initial_level",    # (ntraj,) int64: the level at t = 0 (-1: spread over several)
+    "final_level",      # (ntraj,) int64: the level at t_final (-1: spread over several)
+    "final_energy",     # (ntraj,) float: <H> at t_final
+    # The jump list (first trajectories, replayed), or (0,) arrays:
+    "log_time",         # (capacity,) float: jump times
+    "log_code",         # (capacity,) int64: jump channels
+    "log_levels",       # (capacity, 2) int64: source and target levels (-1: several)
     "log_count",        # (1,) int64: jumps seen (may exceed capacity: then re-run larger)
 ])
 # The waiting time's root search stops when a step or the bracket is below this, relative to
@@ -370,12 +381,42 @@ def _count(trans_counts, taken, n_taken):
 
 
 @numba.njit(cache=True, nogil=True)
-def _record_jump(tally, traj, bath, frequency, channel, time):
-    """Heat and jump number of trajectory row ``traj``, and the jump list if one is kept."""
+def _record_jump(tally, traj, bath, frequency, channel, time, source, target):
+    """The per-trajectory records of a jump of trajectory row ``traj`` (as the pure-mode stage
+    of :func:`run_chunk` writes them), and the jump list if one is kept."""
     tally.heat[traj, bath] += frequency
-    tally.n_jumps[traj] += 1
+    if frequency != 0.0:
+        tally.n_jumps[traj] += 1
+        if frequency > 0.0:
+            tally.emissions[traj, bath] += 1
+        else:
+            tally.absorptions[traj, bath] += 1
+        tally.first_jump_time[traj] = min(tally.first_jump_time[traj], time)
+    else:
+        tally.dephasings[traj, bath] += 1
     if tally.log_time.size > 0:
-        log_jump(tally.log_time, tally.log_channel, tally.log_count, time, channel)
+        log_jump(tally.log_time, tally.log_code, tally.log_levels, tally.log_count, time,
+                 channel, source, target)
+
+
+@numba.njit(cache=True, nogil=True)
+def _finish(engine, tally, traj, levels, n_levels, psi):
+    """The final level of trajectory row ``traj`` and its ``<H>``, from the (unnormalised)
+    state ``psi`` at ``t_final`` on the levels ``levels[:n_levels]``."""
+    if n_levels == 1:
+        tally.final_level[traj] = levels[0]
+        tally.final_energy[traj] = engine.level_energy[levels[0]]
+        return
+    weight = 0.0
+    energy = 0.0
+    for i in range(n_levels):
+        lv = levels[i]
+        for m in range(engine.level_ptr[lv], engine.level_ptr[lv + 1]):
+            p = psi[m].real ** 2 + psi[m].imag ** 2
+            weight += p
+            energy += p * engine.level_energy[lv]
+    tally.final_level[traj] = -1
+    tally.final_energy[traj] = energy / weight
 
 
 
@@ -406,38 +447,43 @@ def _amplitude(engine, tally, rng, traj, levels, n_levels, t, k, work):
             k += 1
         if n_levels == 1:
             tally.occupation_time[levels[0]] += min(t_jump, t_final) - t
-        if tau < 0.0:
+        if tau < 0.0:  # no jump before t_final: new holds the state at t_final
+            _finish(engine, tally, traj, levels, n_levels, new)
             return -1, t_final, k
         _evolve(engine, levels, n_levels, coeff, tau, psi)
         new[:] = 0.0
         u = uniform(rng)
         if n_levels == 1:
-            j = _jump_from_level(engine, levels[0], psi, new, u)
+            source = levels[0]
+            j = _jump_from_level(engine, source, psi, new, u)
             tally.trans_counts[j] += 1
-            _record_jump(tally, traj, engine.trans_bath[j], engine.trans_frequency[j],
-                         engine.trans_channel[j], t_jump)
+            bath, w, code = engine.trans_bath[j], engine.trans_frequency[j], engine.trans_channel[j]
         else:
-            channel = _jump_general(engine, psi, new, u, levels, n_levels)
-            tally.jump_counts[channel] += 1
-            _record_jump(tally, traj, engine.chan_bath[channel], engine.chan_frequency[channel],
-                         channel, t_jump)
+            source = -1
+            code = _jump_general(engine, psi, new, u, levels, n_levels)
+            tally.jump_counts[code] += 1
+            bath, w = engine.chan_bath[code], engine.chan_frequency[code]
         psi[:] = new
         n_levels = _support(engine, psi, levels)
+        _record_jump(tally, traj, bath, w, code, t_jump, source,
+                     levels[0] if n_levels == 1 else -1)
         _normalise(engine, levels, n_levels, psi)
         t = t_jump
 
 
 @numba.njit(cache=True, nogil=True)
-def _start(engine, initial, tally, traj, rng, eigenstate, levels, work):
-    """A trajectory that does not start in pure mode: from eigen-index ``eigenstate`` (in a
-    degenerate level) or, if -1, from ``initial.psi``; runs :func:`_amplitude` from t = 0."""
+def _start(engine, initial, tally, traj, rng, component, levels, work):
+    """A trajectory that does not start in pure mode: from the initial ``component`` (an
+    eigenstate of a degenerate level, or a superposition); runs :func:`_amplitude` from t = 0."""
     psi = work[0]
+    eigenstate = initial.eigenstate[component]
     if eigenstate >= 0:
         psi[:] = 0.0
         psi[eigenstate] = 1.0
     else:
-        psi[:] = initial.psi
+        psi[:] = initial.psi[initial.vector[component]]
     n_levels = _support(engine, psi, levels)
+    tally.initial_level[traj] = levels[0] if n_levels == 1 else -1
     return _amplitude(engine, tally, rng, traj, levels, n_levels, 0.0, 0, work)
 
 
@@ -476,8 +522,8 @@ def _normalise(engine, levels, n_levels, psi):
 def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
     """Run trajectories ``first .. first+count-1`` (global indices) into ``tally``.
 
-    Per-trajectory rows ``tally.heat[i]``, ``tally.n_jumps[i]`` belong to trajectory
-    ``first + i``. Returns the total number of jumps.
+    Per-trajectory rows (``tally.heat[i]``, ...) belong to trajectory ``first + i``. Returns
+    the number of jumps, dephasing events (w = 0) included.
 
     Pure-mode jumps are table look-ups at random places in large arrays: one trajectory waits
     for memory at every step. So up to ``lanes`` trajectories advance side by side, one jump
@@ -492,7 +538,9 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
     times, level_counts, occupation_time = tally.times, tally.level_counts, tally.occupation_time
     level_rate, level_ptr, level_of = engine.level_rate, engine.level_ptr, engine.level_of
     trans_counts, heat, n_jumps = tally.trans_counts, tally.heat, tally.n_jumps
-    log_time, log_channel, log_count = tally.log_time, tally.log_channel, tally.log_count
+    emissions, absorptions, dephasings = tally.emissions, tally.absorptions, tally.dephasings
+    first_jump_time, final_level = tally.first_jump_time, tally.final_level
+    log_time = tally.log_time
     pairs, trans_weight = engine.pairs, engine.trans_weight
     t_final = times[-1]
     work = np.zeros((4, d), dtype=np.complex128)
@@ -515,13 +563,15 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
                 if row[lane] < 0:
                     if next_row >= count:
                         break
-                    m = next_trajectory(row, lane, next_row, key, first, initial, rng)
+                    c = next_trajectory(row, lane, next_row, key, first, initial, rng)
                     next_row += 1
+                    m = initial.eigenstate[c]
                     if m >= 0 and level_ptr[level_of[m] + 1] - level_ptr[level_of[m]] == 1:
                         level[lane], t[lane], k[lane] = level_of[m], 0.0, 0
+                        tally.initial_level[row[lane]] = level_of[m]
                     else:
                         level[lane], t[lane], k[lane] = _start(
-                            engine, initial, tally, row[lane], rng[lane], m, levels, work)
+                            engine, initial, tally, row[lane], rng[lane], c, levels, work)
                     if level[lane] < 0:
                         row[lane] = -1
                         continue
@@ -532,6 +582,8 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
                                                occupation_time, level[lane], t[lane], k[lane],
                                                rng[lane])
                 if t_jump > t_final:
+                    final_level[row[lane]] = level[lane]
+                    tally.final_energy[row[lane]] = engine.level_energy[level[lane]]
                     row[lane] = -1
                     continue
                 t[lane] = t_jump
@@ -585,10 +637,21 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
                 n_taken += 1
                 if n_taken == taken.size:
                     n_taken = _count(trans_counts, taken, n_taken)
-                heat[row[lane], int(trans_weight[j, 1])] += frequency[lane]
-                n_jumps[row[lane]] += 1
+                # The records of _record_jump, written out (a call per jump costs).
+                r, a, w = row[lane], int(trans_weight[j, 1]), frequency[lane]
+                heat[r, a] += w
+                if w != 0.0:
+                    n_jumps[r] += 1
+                    if w > 0.0:
+                        emissions[r, a] += 1
+                    else:
+                        absorptions[r, a] += 1
+                    first_jump_time[r] = min(first_jump_time[r], t[lane])
+                else:
+                    dephasings[r, a] += 1
                 if log_time.size > 0:
-                    log_jump(log_time, log_channel, log_count, t[lane], engine.trans_channel[j])
+                    log_jump(log_time, tally.log_code, tally.log_levels, tally.log_count,
+                             t[lane], engine.trans_channel[j], level[lane], target[lane])
                 if level_ptr[target[lane] + 1] - level_ptr[target[lane]] == 1:
                     level[lane] = target[lane]
                     continue
@@ -599,7 +662,9 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
     _count(trans_counts, taken, n_taken)
     total = 0
     for i in range(count):
-        total += tally.n_jumps[i]
+        total += n_jumps[i]
+        for a in range(dephasings.shape[1]):
+            total += dephasings[i, a]
     return total
 
 

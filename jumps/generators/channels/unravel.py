@@ -12,6 +12,7 @@ import numpy as np
 
 from ...core.alias import alias_tables
 from ...core.lanes import Initial, segmented_cumsum
+from ...core.records import new_log, new_records
 from ...core.sums import Accumulator, mean_stderr
 from ...errors import ConfigError
 from ...physics.matrices import as_array
@@ -53,7 +54,7 @@ def pack_engine(generator: DaviesGenerator) -> kernels.Engine:
         trans_mat_ptr=trans["mat_ptr"], trans_mat=trans["mat"],
         chan_ptr=g.entry_ptr, chan_row=g.entry_row, chan_col=g.entry_col,
         chan_val=np.sqrt(rate) * g.entry_value, chan_bath=g.channel_bath,
-        chan_frequency=g.channel_frequency,
+        chan_frequency=g.channel_frequency, level_energy=g.level_energies,
     )
 
 
@@ -143,23 +144,38 @@ def aligned_empty(size: int, dtype: np.dtype, alignment: int = 64) -> np.ndarray
 def make_initial(generator: DaviesGenerator, psi0: np.ndarray | None) -> Initial:
     """Initial state: a pure state (user's basis) or, with ``psi0=None``, Gibbs-sampled
     eigenstates (at the baths' common temperature)."""
-    d = generator.dimension
     if psi0 is None:
-        populations = generator.gibbs_populations()
-        return Initial(psi=np.zeros(d, dtype=complex),
-                               cumulative=segmented_cumsum(populations, np.array([0, d])),
-                               eigenstate=np.array([-1]))
-    psi0 = as_array(psi0).astype(complex).ravel()
-    if psi0.size != d:
-        raise ConfigError("initial_state", f"state has {psi0.size} components, the system {d}")
-    psi = generator.eigenvectors.conj().T @ psi0
-    psi /= np.linalg.norm(psi)
+        return sampled_eigenstates(generator.gibbs_populations())
+    return mixture(generator, np.ones(1), as_array(psi0).reshape(1, -1))
+
+
+def sampled_eigenstates(populations: np.ndarray) -> Initial:
+    """Eigenstates drawn with ``populations`` (one per eigen-index)."""
+    d = populations.size
+    return Initial(psi=np.zeros((0, d), dtype=complex),
+                   cumulative=segmented_cumsum(populations, np.array([0, d])),
+                   eigenstate=np.arange(d), vector=np.full(d, -1))
+
+
+def mixture(generator: DaviesGenerator, weights: np.ndarray, states: np.ndarray) -> Initial:
+    """Pure states ``states[k]`` (user's basis, rows) drawn with ``weights``; a state that is
+    one eigenstate (to rounding) becomes that eigenstate."""
+    d = generator.dimension
+    states = np.asarray(states, dtype=complex)
+    if states.shape[1] != d:
+        raise ConfigError("initial_state", f"state has {states.shape[1]} components, the "
+                                           f"system {d}")
+    psi = states @ generator.eigenvectors.conj()            # rows: V^dag psi_k
+    psi /= np.linalg.norm(psi, axis=1, keepdims=True)
     # Amplitudes at rounding level would put the state in amplitude mode for nothing.
     psi[np.abs(psi) < ROUNDING_AMPLITUDE] = 0.0
-    psi /= np.linalg.norm(psi)
-    support = np.flatnonzero(psi)
-    return Initial(psi=psi, cumulative=np.zeros(0),
-                           eigenstate=np.array([support[0] if support.size == 1 else -1]))
+    psi /= np.linalg.norm(psi, axis=1, keepdims=True)
+    single = np.count_nonzero(psi, axis=1) == 1
+    eigenstate = np.where(single, np.argmax(psi != 0, axis=1), -1)
+    vector = np.full(weights.size, -1)
+    vector[~single] = np.arange(np.count_nonzero(~single))
+    return Initial(psi=psi[~single], cumulative=np.cumsum(weights, dtype=float),
+                   eigenstate=eigenstate.astype(np.int64), vector=vector.astype(np.int64))
 
 
 def new_tally(generator: DaviesGenerator, engine: kernels.Engine, times: np.ndarray,
@@ -182,10 +198,8 @@ def in_eigenbasis(generator: DaviesGenerator, observables: dict) -> np.ndarray:
 
 def amplitude_possible(engine: kernels.Engine, initial: Initial) -> bool:
     """Can a trajectory ever leave pure mode? Not if every level is non-degenerate and every
-    initial state is one eigenstate (an eigenstate, or Gibbs sampling)."""
-    if np.any(np.diff(engine.level_ptr) > 1):
-        return True
-    return initial.cumulative.size == 0 and initial.eigenstate[0] < 0
+    initial component is one eigenstate."""
+    return bool(np.any(np.diff(engine.level_ptr) > 1) or np.any(initial.eigenstate < 0))
 
 
 def empty_tally(engine: kernels.Engine, times: np.ndarray, observables_eig: np.ndarray,
@@ -216,10 +230,7 @@ def empty_tally(engine: kernels.Engine, times: np.ndarray, observables_eig: np.n
         jump_counts=np.zeros(engine.chan_ptr.size - 1, dtype=np.int64),
         trans_counts=np.zeros(engine.trans_channel.size, dtype=np.int64),
         occupation_time=np.zeros(L),
-        heat=np.zeros((count, n_baths)),
-        n_jumps=np.zeros(count, dtype=np.int64),
-        log_time=np.zeros(0), log_channel=np.zeros(0, dtype=np.int64),
-        log_count=np.zeros(1, dtype=np.int64),
+        **new_records(count, n_baths), **new_log(0),
     )
 
 
@@ -229,8 +240,7 @@ def fresh_tally(template: kernels.Tally, count: int,
     trajectories; the integer counters are ``counters`` (accumulated in place) or zeros."""
     zeros = {name: np.zeros_like(getattr(template, name)) for name in FLOAT_FIELDS}
     counters = counters or {name: np.zeros_like(getattr(template, name)) for name in INT_FIELDS}
-    return template._replace(**zeros, **counters, heat=np.zeros((count, template.heat.shape[1])),
-                             n_jumps=np.zeros(count, dtype=np.int64))
+    return template._replace(**zeros, **counters, **new_records(count, template.heat.shape[1]))
 
 
 
@@ -335,35 +345,30 @@ class ChunkRunner:
         self.engine, self.initial, self.template, self.key = engine, initial, template, key
         self.counters = {name: np.zeros_like(getattr(template, name)) for name in INT_FIELDS}
         self.accumulator = Accumulator()
-        self.heat = np.zeros((ntraj, template.heat.shape[1]))
-        self.n_jumps = np.zeros(ntraj, dtype=np.int64)
+        self.records = new_records(ntraj, template.heat.shape[1])
 
     def run(self, first: int, count: int) -> int:
         """Run trajectories ``first .. first+count-1``; returns their number of jumps."""
         tally = fresh_tally(self.template, count, self.counters)
         jumps = kernels.run_chunk(self.engine, self.initial, tally, self.key, first, count)
         self.accumulator.add({name: getattr(tally, name) for name in FLOAT_FIELDS})
-        self.heat[first:first + count] = tally.heat
-        self.n_jumps[first:first + count] = tally.n_jumps
+        for name, values in self.records.items():
+            values[first:first + count] = getattr(tally, name)
         return int(jumps)
 
     def jump_list(self, trajectories: int) -> dict[str, np.ndarray]:
-        """The jumps ``(trajectory, time, channel)`` of trajectories ``0..K-1``, replayed from
-        their own streams (:func:`jumps.generators.base.replay_jumps`); a channel's bath is
-        ``channel_bath``."""
-        def replay(index: int, capacity: int):
-            tally = fresh_tally(self.template, 1)._replace(
-                log_time=np.zeros(capacity), log_channel=np.zeros(capacity, dtype=np.int64),
-                log_count=np.zeros(1, dtype=np.int64))
+        """Every jump of trajectories ``0..K-1``, replayed from their own streams
+        (:func:`jumps.generators.base.replay_jumps`): trajectory, time, channel, its bath and
+        Bohr frequency, source and target levels."""
+        def replay(index: int, capacity: int) -> dict[str, np.ndarray]:
+            tally = fresh_tally(self.template, 1)._replace(**new_log(capacity))
             kernels.run_chunk(self.engine, self.initial, tally, self.key, index, 1)
-            return int(tally.log_count[0]), tally.log_time, tally.log_channel
+            return tally._asdict()
 
-        trajectory, time, channel = replay_jumps(replay, trajectories)
-        return {"jump_trajectory": trajectory, "jump_time": time, "jump_channel": channel}
-
-    @property
-    def records(self) -> dict[str, np.ndarray]:
-        return {"heat": self.heat, "n_jumps": self.n_jumps}
+        jumps = replay_jumps(replay, trajectories)
+        channel = jumps.pop("jump_code")
+        return {**jumps, "jump_channel": channel, "jump_bath": self.engine.chan_bath[channel],
+                "jump_frequency": self.engine.chan_frequency[channel]}
 
     def sums(self, transitions: bool = True) -> dict[str, np.ndarray]:
         """The running sums (zeros before the first chunk); ``transitions`` is for the

@@ -7,6 +7,9 @@ from dataclasses import fields
 
 import numpy as np
 
+from ...errors import ConfigError
+from ...physics import counting
+from ...physics.exact import MAX_EXACT_DIMENSION
 from ..base import DIAGONAL_KINDS, Cost, Diagnostics, InitialState, Unravelling, table_rows
 from . import kernels
 from .generator import DaviesGenerator, build_generator, diagnostics
@@ -16,8 +19,9 @@ from .unravel import (
     empty_tally,
     finalize,
     in_eigenbasis,
-    make_initial,
+    mixture,
     pack_engine,
+    sampled_eigenstates,
 )
 
 # Bytes per stored eigenbasis entry of the channel generator and its kernel tables, measured
@@ -85,13 +89,14 @@ class Channels(Unravelling):
     def pack(self, generator: DaviesGenerator, state: InitialState, times: np.ndarray,
              observables: dict, density: str) -> ChannelsInput:
         g = generator
-        if state.kind == "gibbs":
-            psi0 = None
-        elif state.kind == "eigenstate":
-            psi0 = g.eigenvectors[:, state.index]
+        if state.populations is not None:
+            initial = sampled_eigenstates(state.populations)
+        elif state.states is not None:
+            initial = mixture(g, state.weights, state.states)
         else:
-            psi0 = state.vector
-        return ChannelsInput(engine=pack_engine(g), initial=make_initial(g, psi0),
+            vector = g.eigenvectors[:, state.index] if state.kind == "eigenstate" else state.vector
+            initial = mixture(g, np.ones(1), vector[None, :])
+        return ChannelsInput(engine=pack_engine(g), initial=initial,
                              observables=in_eigenbasis(g, observables),
                              eigenvectors=np.ascontiguousarray(g.eigenvectors))
 
@@ -127,6 +132,17 @@ class Channels(Unravelling):
         if sums["obs_sum"].size:
             total, total_sq = total + sums["obs_sum"][:, 0], total_sq + sums["obs_sumsq"][:, 0]
         return total, total_sq
+
+    def counting_model(self, generator: DaviesGenerator, coherent: bool):
+        if not coherent and np.all(generator.level_sizes == 1):
+            return counting.classical_model(generator.energies, generator.per_bath_rates(),
+                                            counting.betas_of(generator.baths))
+        if generator.dimension > MAX_EXACT_DIMENSION:
+            why = "coherences" if coherent else "degenerate levels"
+            raise ConfigError("system", f"exact counting statistics with {why} need the full "
+                                        f"Liouvillian: d <= {MAX_EXACT_DIMENSION}, this system "
+                                        f"has d = {generator.dimension}")
+        return counting.quantum_model(generator)
 
     # -- reports ---------------------------------------------------------------------------
 

@@ -55,14 +55,15 @@ RateTally = namedtuple("RateTally", [
     "times",            # (T,) float, ascending, from 0
     "level_counts",     # (d, T) int64: trajectories in eigenstate m at output time k
     "occupation_time",  # (d,) float: time spent in each eigenstate
-    "heat",             # (ntraj, n_baths) float: per trajectory of this call
-    "n_jumps",          # (ntraj,) int64
     "taken",            # (capacity,) int64: keys (a d + m) d + n of the jumps, in order
     "n_taken",          # (1,) int64: jumps seen (more than capacity: re-run with more room)
     "exact_decisions",  # (1,) int64: bath choices that needed the exact matrix elements
-    "log_time",         # (capacity,) float: jump times, or (0,) for no jump list
-    "log_channel",      # (capacity,) int64: jump keys
-    "log_count",        # (1,) int64
+    # Per trajectory of this call (jumps.core.records): heat, n_jumps, emissions, absorptions,
+    # dephasings, first_jump_time, initial_level, final_level, final_energy.
+    "heat", "n_jumps", "emissions", "absorptions", "dephasings", "first_jump_time",
+    "initial_level", "final_level", "final_energy",
+    # The jump log (jumps.core.records.new_log; code: the key (a d + m) d + n).
+    "log_time", "log_code", "log_levels", "log_count",
 ])
 
 # Rounded boundaries are within 0.5 quanta of the exact ones (plus rounding of the sums);
@@ -168,9 +169,9 @@ def _rounded_bath(bath_split, start, k, v):
 @numba.njit(cache=True, nogil=True)
 def run_rate_chunk(engine, initial, tally, key, first, count, lanes=LANES):
     """Run trajectories ``first .. first+count-1`` (global indices) into ``tally``; returns
-    the total number of jumps. Rows ``tally.heat[i]``, ``tally.n_jumps[i]`` belong to
-    trajectory ``first + i``. Every trajectory starts in an eigenstate (``initial``: a given
-    one, or Gibbs-sampled)."""
+    the number of jumps, dephasing events (w = 0) included. Per-trajectory rows
+    (``tally.heat[i]``, ...) belong to trajectory ``first + i``. Every trajectory starts in an
+    eigenstate (``initial``: one, or drawn with weights)."""
     d = engine.energies.size
     n_baths = engine.rate_group.size
     times, level_counts = tally.times, tally.level_counts
@@ -181,6 +182,8 @@ def run_rate_chunk(engine, initial, tally, key, first, count, lanes=LANES):
     n_coarse = (n_baths + size - 1) // size - 1
     n_fine = n_baths - 1 - n_coarse
     energies, heat, n_jumps, taken = engine.energies, tally.heat, tally.n_jumps, tally.taken
+    emissions, absorptions, dephasings = tally.emissions, tally.absorptions, tally.dephasings
+    first_jump_time = tally.first_jump_time
     exact_decisions = tally.exact_decisions
     t_final = times[-1]
     weights = np.zeros(n_baths)
@@ -195,13 +198,17 @@ def run_rate_chunk(engine, initial, tally, key, first, count, lanes=LANES):
                 if row[lane] < 0:
                     if next_row >= count:
                         break
-                    level[lane] = next_trajectory(row, lane, next_row, key, first, initial, rng)
+                    c = next_trajectory(row, lane, next_row, key, first, initial, rng)
+                    level[lane] = initial.eigenstate[c]
+                    tally.initial_level[row[lane]] = level[lane]
                     next_row += 1
                     t[lane], k[lane] = 0.0, 0
                 t_jump, k[lane] = pure_segment(level_rate[level[lane]], times, level_counts,
                                                 occupation_time, level[lane], t[lane], k[lane],
                                                 rng[lane])
                 if t_jump > t_final:
+                    tally.final_level[row[lane]] = level[lane]
+                    tally.final_energy[row[lane]] = energies[level[lane]]
                     row[lane] = -1
                     continue
                 t[lane] = t_jump
@@ -263,13 +270,24 @@ def run_rate_chunk(engine, initial, tally, key, first, count, lanes=LANES):
                 if jump < taken.size:
                     taken[jump] = (a * d + m) * d + n
                 tally.n_taken[0] = jump + 1
-                heat[row[lane], a] += energies[m] - energies[n]
-                n_jumps[row[lane]] += 1
+                r, w = row[lane], energies[m] - energies[n]
+                heat[r, a] += w
+                if m != n:  # distinct levels of a non-degenerate spectrum: w != 0
+                    n_jumps[r] += 1
+                    if w > 0.0:
+                        emissions[r, a] += 1
+                    else:
+                        absorptions[r, a] += 1
+                    first_jump_time[r] = min(first_jump_time[r], t[lane])
+                else:
+                    dephasings[r, a] += 1
                 if tally.log_time.size > 0:
-                    log_jump(tally.log_time, tally.log_channel, tally.log_count, t[lane],
-                         (a * d + m) * d + n)
+                    log_jump(tally.log_time, tally.log_code, tally.log_levels, tally.log_count,
+                             t[lane], (a * d + m) * d + n, m, n)
                 level[lane] = n
     total = 0
     for i in range(count):
         total += n_jumps[i]
+        for a in range(n_baths):
+            total += dephasings[i, a]
     return total

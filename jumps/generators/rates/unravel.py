@@ -9,11 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 from ...core.lanes import Initial, segmented_cumsum
+from ...core.records import new_log, new_records
 from ...core.sums import Accumulator, mean_stderr, sum_counts
 from ...physics.spectrum import cluster_frequencies
 from ..base import InitialState, replay_jumps
 from . import kernels as rate_kernels
-from .generator import ROW_BLOCK_ELEMENTS, RateGenerator
+from .generator import RateGenerator
 
 
 def pack_rate_engine(g: RateGenerator) -> rate_kernels.RateEngine:
@@ -42,26 +43,27 @@ def pack_rate_engine(g: RateGenerator) -> rate_kernels.RateEngine:
 
 
 def make_rate_initial(g: RateGenerator, state: InitialState) -> Initial:
-    """Initial eigenstate ``state.index``, or eigenstates sampled from the Gibbs state
-    (``state.kind == "gibbs"``); the kinds :meth:`Rates.refusal` accepts."""
+    """Initial eigenstate ``state.index``, or eigenstates drawn with ``state.populations``
+    (one per eigenstate: levels are eigenstates here); the states :meth:`Rates.refusal`
+    accepts."""
     d = g.dimension
-    if state.kind == "gibbs":
-        return Initial(psi=np.zeros(d, dtype=complex),
-                       cumulative=segmented_cumsum(g.gibbs_populations(), np.array([0, d])),
-                       eigenstate=np.array([-1]))
-    return Initial(psi=np.zeros(d, dtype=complex), cumulative=np.zeros(0),
-                   eigenstate=np.array([state.index % d]))
+    if state.kind == "eigenstate":
+        return Initial(psi=np.zeros((0, d), dtype=complex), cumulative=np.ones(1),
+                       eigenstate=np.array([state.index % d]), vector=np.full(1, -1))
+    return Initial(psi=np.zeros((0, d), dtype=complex),
+                   cumulative=segmented_cumsum(state.populations, np.array([0, d])),
+                   eigenstate=np.arange(d), vector=np.full(d, -1))
 
 
-def new_rate_tally(d: int, times: np.ndarray, n_baths: int, count: int,
-                   capacity: int) -> rate_kernels.RateTally:
+def new_rate_tally(d: int, times: np.ndarray, n_baths: int, count: int, capacity: int,
+                   log: int = 0) -> rate_kernels.RateTally:
+    """A zeroed tally for ``count`` trajectories, room for ``capacity`` transition keys, and a
+    jump log of ``log`` entries."""
     return rate_kernels.RateTally(
         times=times, level_counts=np.zeros((d, times.size), dtype=np.int64),
-        occupation_time=np.zeros(d), heat=np.zeros((count, n_baths)),
-        n_jumps=np.zeros(count, dtype=np.int64), taken=np.empty(capacity, dtype=np.int64),
+        occupation_time=np.zeros(d), taken=np.empty(capacity, dtype=np.int64),
         n_taken=np.zeros(1, dtype=np.int64), exact_decisions=np.zeros(1, dtype=np.int64),
-        log_time=np.zeros(0), log_channel=np.zeros(0, dtype=np.int64),
-        log_count=np.zeros(1, dtype=np.int64))
+        **new_records(count, n_baths), **new_log(log))
 
 
 # The kernel writes each jump's transition key into a buffer sized, before a chunk, for twice
@@ -85,8 +87,7 @@ class RateChunkRunner:
         self.level_counts = np.zeros((d, times.size), dtype=np.int64)
         self.occupation = Accumulator()
         self.occupation.add({"occupation_time": np.zeros(d)})
-        self.heat = np.zeros((ntraj, n_baths))
-        self.n_jumps = np.zeros(ntraj, dtype=np.int64)
+        self.records = new_records(ntraj, n_baths)
         self.exact_decisions = 0
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self._keys = np.zeros(0, dtype=np.int64)
@@ -106,8 +107,8 @@ class RateChunkRunner:
         self._jumps_per_trajectory = max(self._jumps_per_trajectory, jumps / max(count, 1))
         self.level_counts += tally.level_counts
         self.occupation.add({"occupation_time": tally.occupation_time})
-        self.heat[first:first + count] = tally.heat
-        self.n_jumps[first:first + count] = tally.n_jumps
+        for name, values in self.records.items():
+            values[first:first + count] = getattr(tally, name)
         self.exact_decisions += int(tally.exact_decisions[0])
         self._pending.append(np.unique(tally.taken[:jumps], return_counts=True))
         if len(self._pending) >= CHUNKS_PER_MERGE:
@@ -134,22 +135,19 @@ class RateChunkRunner:
         return out
 
     def jump_list(self, trajectories: int) -> dict[str, np.ndarray]:
-        """The jumps ``(trajectory, time, bath, from, to)`` of trajectories ``0..K-1``,
-        replayed from their own streams (:func:`jumps.generators.base.replay_jumps`)."""
-        def replay(index: int, capacity: int):
-            tally = new_rate_tally(self.d, self.times, self.n_baths, 1, capacity)._replace(
-                log_time=np.zeros(capacity), log_channel=np.zeros(capacity, dtype=np.int64))
+        """Every jump of trajectories ``0..K-1``, replayed from their own streams
+        (:func:`jumps.generators.base.replay_jumps`): trajectory, time, bath, Bohr frequency,
+        source and target eigenstates."""
+        def replay(index: int, capacity: int) -> dict[str, np.ndarray]:
+            tally = new_rate_tally(self.d, self.times, self.n_baths, 1, capacity, log=capacity)
             rate_kernels.run_rate_chunk(self.engine, self.initial, tally, self.key, index, 1)
-            return int(tally.log_count[0]), tally.log_time, tally.log_channel
+            return tally._asdict()
 
-        trajectory, time, keys = replay_jumps(replay, trajectories)
-        d = self.d
-        return {"jump_trajectory": trajectory, "jump_time": time, "jump_bath": keys // (d * d),
-                "jump_from": (keys // d) % d, "jump_to": keys % d}
-
-    @property
-    def records(self) -> dict[str, np.ndarray]:
-        return {"heat": self.heat, "n_jumps": self.n_jumps}
+        jumps = replay_jumps(replay, trajectories)
+        key = jumps.pop("jump_code")
+        energies = self.engine.energies
+        return {**jumps, "jump_bath": key // (self.d * self.d),
+                "jump_frequency": energies[jumps["jump_from"]] - energies[jumps["jump_to"]]}
 
 
 def finalize_rates(g: RateGenerator, sums: dict[str, np.ndarray], n: int,
@@ -168,24 +166,11 @@ def finalize_rates(g: RateGenerator, sums: dict[str, np.ndarray], n: int,
         out[f"expect_{name}"], out[f"expect_{name}_stderr"] = mean_stderr(
             counts @ diagonal, counts @ diagonal**2, n)
     if density == "diagonal":
-        total, total_sq = _user_basis_diagonal(g.vectors, counts)
+        total, total_sq = g.user_basis_populations(counts), g.user_basis_populations(counts, 2)
         out["rho_diagonal"], out["rho_diagonal_stderr"] = mean_stderr(total, total_sq, n)
     out.update(transitions_and_channels(g, sums["transition_keys"], sums["transition_counts"]))
     out["occupation_time"] = sums["occupation_time"]
     return out
-
-
-def _user_basis_diagonal(vectors: np.ndarray, counts: np.ndarray):
-    """``sum_m counts[t, m] |<i|m>|^2`` and with ``|<i|m>|^4``, in blocks of eigenstates."""
-    d = vectors.shape[0]
-    total = np.zeros((counts.shape[0], d))
-    total_sq = np.zeros_like(total)
-    step = max(1, ROW_BLOCK_ELEMENTS // d)
-    for lo in range(0, d, step):
-        weight = np.abs(vectors[lo:lo + step]) ** 2                # (b, d): |<i|m>|^2
-        total += counts[:, lo:lo + step] @ weight
-        total_sq += counts[:, lo:lo + step] @ weight**2
-    return total, total_sq
 
 
 def transitions_and_channels(g: RateGenerator, keys: np.ndarray,

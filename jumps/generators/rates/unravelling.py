@@ -8,9 +8,17 @@ from dataclasses import fields, replace
 import numpy as np
 import scipy.sparse as sp
 
+from ...errors import ConfigError
+from ...physics import counting
 from ..base import Cost, Diagnostics, InitialState, Unravelling, table_rows
 from . import kernels
-from .generator import RateGenerator, RateTables, build_rate_generator, memory_estimate
+from .generator import (
+    RateGenerator,
+    RateTables,
+    build_rate_generator,
+    memory_estimate,
+    per_bath_rates,
+)
 from .unravel import (
     RateChunkRunner,
     finalize_rates,
@@ -18,6 +26,9 @@ from .unravel import (
     new_rate_tally,
     pack_rate_engine,
 )
+
+# Exact counting statistics recompute every bath's d x d rates (dense while assembled).
+MAX_COUNTING_DIMENSION = 4096
 
 # ``generator = "auto"`` takes the rates generator from this dimension on (for the runs it
 # accepts): below it the channel generator is built in well under a second and can do more.
@@ -143,6 +154,17 @@ class Rates(Unravelling):
         return replace(generator, energies=e.energies, vectors=e.vectors,
                        level_rate=e.level_rate, threshold=e.threshold, alias=e.alias,
                        coarse_split=e.coarse_split, fine_split=e.fine_split)
+
+    def counting_model(self, generator: RateGenerator, coherent: bool):
+        if coherent:
+            raise ConfigError("initial_state.kind", "the rates generator has no coherences: "
+                                                    "start diagonal in the energy basis")
+        if generator.dimension > MAX_COUNTING_DIMENSION:
+            raise ConfigError("system", f"exact counting statistics recompute the rates of "
+                                        f"every bath: d <= {MAX_COUNTING_DIMENSION}, this "
+                                        f"system has d = {generator.dimension}")
+        return counting.classical_model(generator.energies, per_bath_rates(generator),
+                                        counting.betas_of(generator.baths))
 
     # -- reports ---------------------------------------------------------------------------
 
