@@ -20,6 +20,8 @@ from jumps.physics import exact
 from jumps.runtime.build import build
 from jumps.runtime.config import RunConfig, parse_config
 from jumps.runtime.driver import initial_density
+from jumps.runtime.plan import resolve_start
+from jumps.runtime.statistics import exact_statistics
 
 from .load import Result, check_same_run, load_result
 
@@ -54,6 +56,9 @@ class Reference:
     expectations : dict name -> (T,) real
     rho : (T, d, d) complex in the user's basis, or None
     rho_diagonal : (T, d) in the user's basis, or None
+    arrays : dict or None
+        The exact references of trajectory statistics (:func:`jumps.exact_statistics` keys),
+        when computed on the fly for a result with statistics records.
     """
 
     source: str
@@ -61,6 +66,7 @@ class Reference:
     expectations: dict
     rho: np.ndarray | None
     rho_diagonal: np.ndarray | None
+    arrays: dict | None = None
 
 
 def rebuild(result: Result) -> System:
@@ -132,7 +138,22 @@ def on_the_fly(result: Result, system: System) -> Reference:
                      populations=solution.populations, expectations=expectations,
                      rho=rho_user if result.has("rho") else None,
                      rho_diagonal=np.real(np.einsum("tii->ti", rho_user))
-                     if result.has("rho_diagonal") else None)
+                     if result.has("rho_diagonal") else None,
+                     arrays=_statistics_references(result, system))
+
+
+def _statistics_references(result: Result, system: System) -> dict | None:
+    """The exact references of the trajectory statistics (None without records, or when the
+    master equation cannot give them: the reason is then the report's business)."""
+    if not result.has("first_jump_time"):
+        return None
+    config = system.config
+    try:
+        state = resolve_start(system.generator, config.initial_state)
+        arrays, _ = exact_statistics(system.generator, state, result.times, config.counting_s)
+    except ConfigError:
+        return None
+    return arrays
 
 
 def _initial_density(system: System) -> np.ndarray:
