@@ -1,8 +1,8 @@
-"""The one exception type for bad input."""
+"""The exceptions a run reports in one line: bad input, and a failure of its environment."""
 
 
 class ConfigError(ValueError):
-    """Bad user input: a config field, a matrix, a file, a name.
+    """Bad user input: a config field, a matrix, a file, a name (exit status 2).
 
     Parameters
     ----------
@@ -12,7 +12,16 @@ class ConfigError(ValueError):
         What is wrong, in one short sentence.
     """
 
+    exit_status = 2
+
     def __init__(self, field: str, reason: str):
         self.field = field
         self.reason = reason
         super().__init__(f"{field}: {reason}")
+
+
+class RunFailure(ConfigError):
+    """Not bad input: the environment failed the run (a write that failed, a full disk, a lock
+    taken over). Reported like a :class:`ConfigError`, in one line, but with exit status 1."""
+
+    exit_status = 1

@@ -176,6 +176,9 @@ class Unravelling(ABC):
     # Whether a result's channel arrays list every channel of the generator (rather than only
     # the channels that jumped); stored in run.json for the analysis' consistency checks.
     lists_every_channel: ClassVar[bool] = True
+    # Bytes a chunk's buffers take per jump of its trajectories (jumps.runtime.budget): 0 when
+    # the kernel keeps no per-jump buffer.
+    chunk_bytes_per_jump: ClassVar[float] = 0.0
 
     # -- options ---------------------------------------------------------------------------
 
@@ -225,6 +228,13 @@ class Unravelling(ABC):
     @abstractmethod
     def from_arrays(self, arrays: dict[str, np.ndarray], meta: dict, baths: tuple):
         """Inverse of :meth:`to_arrays` (``baths``: the config's, not stored)."""
+
+    def check_arrays(self, arrays: dict[str, np.ndarray], meta: dict, n_baths: int) -> None:
+        """Raise :class:`DamagedArrays` unless ``arrays`` and ``meta`` (read back from the
+        on-disk cache, their checksums already verified) are consistent: shapes, and every
+        index the kernel follows within range, so that damaged arrays can never reach the
+        kernel. The default checks nothing (use the helpers :func:`require_shape`,
+        :func:`require_index` and :func:`require_pointer`)."""
 
     def code_files(self) -> list[Path]:
         """The source files whose code shapes a built generator (its cache key hashes them):
@@ -285,6 +295,63 @@ class Unravelling(ABC):
     def describe(self, generator) -> tuple[str, list[str]]:
         """For ``info``: the dimension line's text, and the lines on the spectrum and the
         transitions (between the header and the diagnostics)."""
+
+    def max_escape_rate(self, generator) -> float | None:
+        """The largest total jump rate out of any state (``max <psi|K|psi>``, ``K`` the decay
+        operator; dephasing jumps included): times ``t_final`` an upper bound of the expected
+        jumps of a trajectory (:mod:`jumps.runtime.budget`). None: not known (the run-size
+        check then cannot bound the jumps)."""
+        return None
+
+
+class DamagedArrays(ValueError):
+    """Arrays read back from the cache are not a consistent generator (see
+    :meth:`Unravelling.check_arrays`); ``str()`` names the file and the problem."""
+
+
+def require_shape(arrays: dict[str, np.ndarray], name: str, shape: tuple,
+                  kinds: str | None = None) -> np.ndarray:
+    """``arrays[name]``, refused unless present with ``shape`` (and a dtype kind in ``kinds``:
+    ``"i"`` signed integer, ``"u"`` unsigned, ``"f"`` float, ``"c"`` complex, ``"b"`` bool)."""
+    if name not in arrays:
+        raise DamagedArrays(f"{name}.npy: missing")
+    array = arrays[name]
+    if tuple(array.shape) != tuple(int(n) for n in shape):
+        raise DamagedArrays(f"{name}.npy: shape {tuple(array.shape)}, expected {tuple(shape)}")
+    if kinds is not None and array.dtype.kind not in kinds:
+        raise DamagedArrays(f"{name}.npy: dtype {array.dtype}, expected kind {kinds!r}")
+    return array
+
+
+def require_length(arrays: dict[str, np.ndarray], name: str, kinds: str | None = None) -> int:
+    """The length of ``arrays[name]``, refused unless present and one-dimensional (with a dtype
+    kind in ``kinds``)."""
+    if name not in arrays:
+        raise DamagedArrays(f"{name}.npy: missing")
+    if arrays[name].ndim != 1:
+        raise DamagedArrays(f"{name}.npy: shape {arrays[name].shape}, expected one dimension")
+    return require_shape(arrays, name, arrays[name].shape, kinds).size
+
+
+def require_index(arrays: dict[str, np.ndarray], name: str, high: int, low: int = 0) -> None:
+    """Every value of ``arrays[name]`` (integers) in ``[low, high)``."""
+    array = arrays[name]
+    if array.size and (int(array.min()) < low or int(array.max()) >= high):
+        raise DamagedArrays(f"{name}.npy: values in [{int(array.min())}, {int(array.max())}], "
+                            f"outside [{low}, {high})")
+
+
+def require_pointer(arrays: dict[str, np.ndarray], name: str, size: int, end: int,
+                    strict: bool = False) -> np.ndarray:
+    """``arrays[name]``: ``size`` integers from 0 to ``end``, non-decreasing (``strict``:
+    increasing), as CSR row pointers and level boundaries are."""
+    pointer = require_shape(arrays, name, (size,), "iu")
+    steps = np.diff(pointer)
+    if size == 0 or pointer[0] != 0 or pointer[-1] != end or np.any(steps < 0) or (
+            strict and np.any(steps == 0)):
+        raise DamagedArrays(f"{name}.npy: not {'increasing' if strict else 'non-decreasing'} "
+                            f"from 0 to {end}")
+    return pointer
 
 
 def file_digest(paths: list[Path]) -> str:

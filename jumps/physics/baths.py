@@ -282,6 +282,20 @@ def _positive(value: float, name: str, allow_zero: bool = False) -> float:
     return value
 
 
+# A bath whose coupling strength is zero never makes a jump: it is refused like a coupling
+# operator that vanishes (docs/design.md, "Invariants"), rather than run as a bath with no
+# channels (the user meant another value, or no such bath).
+NEVER_ACTS = "this bath would never act (remove it, or give a positive value)"
+
+
+def _strength(value: float, name: str) -> float:
+    """A coupling strength: finite and positive (zero refused with NEVER_ACTS)."""
+    value = _positive(value, name, allow_zero=True)
+    if value == 0:
+        raise ConfigError(name, "is zero: " + NEVER_ACTS)
+    return value
+
+
 def _beta(beta: float) -> float:
     try:
         beta = float(beta)
@@ -297,7 +311,7 @@ def ohmic(eta: float, cutoff: float, beta: float, lamb_shift: bool = True) -> Ba
 
     Reorganisation energy ``eta * cutoff``; ``S(0) = -eta * cutoff`` at any temperature.
     """
-    eta = _positive(eta, "eta", allow_zero=True)
+    eta = _strength(eta, "eta")
     cutoff = _positive(cutoff, "cutoff")
     return Bath("ohmic", _beta(beta), lambda w: eta * w * np.exp(-w / cutoff), slope_at_zero=eta,
                 scale=cutoff, lamb_shift_enabled=lamb_shift,
@@ -307,7 +321,7 @@ def ohmic(eta: float, cutoff: float, beta: float, lamb_shift: bool = True) -> Ba
 def drude_lorentz(reorganization: float, cutoff: float, beta: float,
                   lamb_shift: bool = True) -> Bath:
     """Drude–Lorentz bath, ``J(w) = (2 lambda / pi) * w * cutoff / (w^2 + cutoff^2)``."""
-    lam = _positive(reorganization, "reorganization", allow_zero=True)
+    lam = _strength(reorganization, "reorganization")
     cutoff = _positive(cutoff, "cutoff")
     return Bath("drude_lorentz", _beta(beta),
                 lambda w: (2.0 * lam / np.pi) * w * cutoff / (w**2 + cutoff**2),
@@ -331,16 +345,22 @@ def _check_table(table: np.ndarray, field_name: str) -> tuple[np.ndarray, np.nda
 def tabulated(table: np.ndarray, beta: float, lamb_shift: bool = True) -> Bath:
     """Spectral density from a table of ``(w, J)`` rows with ``w >= 0``.
 
-    Linear interpolation between points, zero beyond the last point; ``J(0)`` is taken as 0.
+    Linear interpolation between points, zero beyond the last point; ``J(0) = 0`` (J is odd):
+    a table without a row at ``w = 0`` starts from ``(0, 0)``, and a row ``(0, J)`` with
+    ``J != 0`` is refused.
     """
     w, j = _check_table(table, "table")
     if w[0] < 0:
         raise ConfigError("table", "spectral-density frequencies must be >= 0 (J is odd)")
     if np.any(j < 0):
         raise ConfigError("table", "J(w) must be >= 0 for w >= 0")
+    if w[0] == 0 and j[0] != 0:
+        raise ConfigError("table", f"J(0) must be 0 (J is odd, J(-w) = -J(w)), the row at "
+                                   f"w = 0 gives {j[0]:g}")
+    if not np.any(j > 0):
+        raise ConfigError("table", "J(w) is zero everywhere: " + NEVER_ACTS)
     if w[0] > 0:
         w, j = np.concatenate([[0.0], w]), np.concatenate([[0.0], j])
-    j[0] = 0.0
     beta = _beta(beta)
     return Bath(
         kind="tabulated",
@@ -396,6 +416,8 @@ def from_rates(rates: np.ndarray | ArrayFunc, scale: float | None = None,
         w, gamma = _check_table(rates, "table")
         if np.any(gamma < 0):
             raise ConfigError("table", "rates must be >= 0")
+        if not np.any(gamma > 0):
+            raise ConfigError("table", "gamma(w) is zero everywhere: " + NEVER_ACTS)
 
         def function(x: np.ndarray) -> np.ndarray:
             return np.interp(x, w, gamma, left=0.0, right=0.0)

@@ -415,6 +415,11 @@ def product_state(model: Model, spec: str | list[str], field_name: str) -> np.nd
     """A product state of qubits: a list of ``up/down/+/-/+i/-i`` or a string like ``"ud+-"``."""
     if model.qubits == 0:
         raise ConfigError(field_name, f"product states need a qubit model, not {model.name!r}")
+    if not isinstance(spec, (str, list, tuple)) or (
+            not isinstance(spec, str) and not all(isinstance(s, str) for s in spec)):
+        raise ConfigError(field_name, f"must be a string such as 'ud+-' or a list of "
+                                      f"single-qubit states ({', '.join(QUBIT_STATES)}), "
+                                      f"got {spec!r}")
     if isinstance(spec, str):
         letters = {"u": "up", "d": "down", "0": "up", "1": "down", "+": "+", "-": "-"}
         try:

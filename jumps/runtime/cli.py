@@ -1,7 +1,9 @@
 """Command line: ``python -m jumps {run,info,exact} CONFIG.toml``.
 
-Exit status 0 on success, 2 on bad input (one line naming the field and the reason), 1 on an
-internal failure. The CLI only parses arguments and calls the driver.
+Exit status 0 on success, 2 on bad input or a refused run (one line naming the field and the
+reason), 1 when the environment fails the run (a write error, a full disk: one line too) or on
+an internal failure, 128 + N after signal N (130 SIGINT, 143 SIGTERM; a run's finished chunks
+are checkpointed first). The CLI only parses arguments and calls the driver.
 """
 
 from __future__ import annotations
@@ -27,8 +29,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--trajectories", type=int, help="number of trajectories (overrides [run])")
     run.add_argument("--seed", type=int, help="random seed (overrides [run])")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    run.add_argument("--force", action="store_true", help="overwrite an existing result")
+    run.add_argument("--force", action="store_true",
+                     help="overwrite an existing result or start an interrupted run over (with "
+                          "--resume: continue the interrupted run if it is this one, else start "
+                          "over)")
+    run.add_argument("--discard-damaged", action="store_true",
+                     help="with --resume: delete checkpoint files that fail validation and run "
+                          "their chunks again")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--allow-long", action="store_true",
+                     help="run even when over a billion jumps per trajectory are expected "
+                          "(as [run] allow_long = true)")
     run.add_argument("--target-stderr", type=float, metavar="X",
                      help="stop early once the largest standard error of the first observable "
                           "is below X")
@@ -80,23 +91,30 @@ def _command(args: argparse.Namespace) -> int:
         raise ConfigError("--trajectories", f"must be >= 1, got {args.trajectories}")
     if args.seed is not None and args.seed < 0:
         raise ConfigError("--seed", f"must be >= 0, got {args.seed}")
+    if args.discard_damaged and not args.resume:
+        raise ConfigError("--discard-damaged", "only with --resume")
     if args.target_stderr is not None and not args.target_stderr > 0:
         raise ConfigError("--target-stderr", f"must be positive, got {args.target_stderr}")
     comm = get_comm()
     config = agree_or_exit(comm, lambda: load_config(
-        args.config, {"trajectories": args.trajectories, "seed": args.seed}))
+        args.config, {"trajectories": args.trajectories, "seed": args.seed,
+                      "allow_long": True if args.allow_long else None}))
     out = args.out or _default_out(args.config)
     return run_trajectories(config, out, force=args.force, resume=args.resume,
-                            quiet=args.quiet, target_stderr=args.target_stderr, comm=comm)
+                            quiet=args.quiet, target_stderr=args.target_stderr, comm=comm,
+                            discard_damaged=args.discard_damaged)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status.
 
     Under MPI an error that only some ranks see ends every rank at once (``MPI_Abort``); an
-    error every rank agrees on (bad input found before work starts) exits 2 on all of them.
+    error every rank agrees on (bad input found before work starts, a result that could not be
+    written) exits 2 (1) on all of them; a signal during the chunks exits 128 + N on all of
+    them after their final checkpoints.
     """
     from . import parallel
+    from .interrupt import Interrupted
 
     args = _parser().parse_args(argv)
     under_mpi = args.command == "run" and parallel.launched_by_mpi()
@@ -108,12 +126,17 @@ def main(argv: list[str] | None = None) -> int:
         if rank == 0 or not agreed:
             print(f"jumps: error: {error.field}: {error.reason}", file=sys.stderr)
         if under_mpi and not agreed:
-            parallel.abort_world(2)
-        return 2
+            parallel.abort_world(error.exit_status)
+        return error.exit_status
     except BrokenPipeError:
         # The reader went away (``python -m jumps info C | head``): not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Interrupted as interrupted:  # before a run's chunks started: nothing to checkpoint
+        print(f"jumps: interrupted by {interrupted}", file=sys.stderr)
+        if under_mpi:
+            parallel.abort_world(interrupted.status)
+        return interrupted.status
     except KeyboardInterrupt:
         print("jumps: interrupted", file=sys.stderr)
         if under_mpi:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from .. import generators
 from ..errors import ConfigError
@@ -21,6 +22,8 @@ from ..generators.base import DENSITY_MODES, INITIAL_KINDS, InitialState
 from ..physics import baths as baths_module
 from ..physics.baths import Bath
 from ..physics.models import Model, build_model, check_hermitian, explicit, product_state
+from . import npyfile
+from .budget import check_config_memory
 from .statistics import DEFAULT_S
 
 SECTIONS = {"system", "baths", "initial_state", "run", "counting"}
@@ -40,11 +43,18 @@ SPECTRAL_DENSITY_KEYS = {"ohmic": {"eta", "cutoff"} | THERMAL_KEYS,
 INITIAL_KIND_KEYS = {"eigenstate": {"index"}, "basis": {"index"}, "product": {"state"},
                      "gibbs": set(), "vector": {"vector"}, "populations": {"populations"},
                      "steady_state": set()}
+# A matrix from a file becomes complex (16 bytes per element) and is copied a few times on the
+# way (Hermitian part, sparse form): a file is refused when 4 complex copies would not fit in
+# half of the available memory (jumps.runtime.npyfile.check_fits), before it is read.
+ARRAY_BYTES_PER_ELEMENT = 4 * 16
+# Bounds of the tolerances (see _tolerances).
+MAX_RELATIVE_DEGENERACY_TOL = 1e-3
+MAX_DROP_TOL = 1e-3
 # Level populations must add up to one within this (a typo, not rounding, beyond it).
 POPULATION_SUM_TOLERANCE = 1e-6
 RUN_KEYS = {"t_final", "n_times", "trajectories", "seed", "observables", "density_matrix",
             "lamb_shift", "chunk_size", "checkpoint_seconds", "record_jumps",
-            "record_trajectories", "generator", "cache"}
+            "record_trajectories", "generator", "cache", "allow_long"}
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,7 @@ class RunConfig:
     counting_s: np.ndarray = field(default_factory=lambda: DEFAULT_S.copy())
     generator: str = "auto"
     cache: bool = True
+    allow_long: bool = False  # run even when over budget.MAX_JUMPS_PER_TRAJECTORY jumps are expected
     source: str = ""
     raw: dict = field(default_factory=dict)
 
@@ -138,23 +149,23 @@ def parse_config(raw: dict, base: Path = Path("."), source: str = "") -> RunConf
             raise ConfigError("run.generator", f"must be a generator's name, got {generator!r}")
         generators.get(generator).check(initial, density)
     system = raw["system"]
-    degeneracy_tol = system.get("degeneracy_tol")
-    if degeneracy_tol is not None:
-        degeneracy_tol = _number(system, "degeneracy_tol", 0.0, "system", positive=True)
-    return RunConfig(
+    degeneracy_tol, drop_tol = _tolerances(system, model)
+    config = RunConfig(
         model=model, couplings=couplings, coupling_names=names, baths=bath_objects,
         initial_state=initial, t_final=t_final, n_times=n_times, trajectories=trajectories,
         seed=seed, observables=_observables(run.get("observables", ["energy"]), model, base),
         density_matrix=density, lamb_shift=lamb_shift, degeneracy_tol=degeneracy_tol,
-        drop_tol=_number(system, "drop_tol", 1e-12, "system", positive=True),
+        drop_tol=drop_tol,
         chunk_size=_integer(run, "chunk_size", 0, "run", low=0),
         checkpoint_seconds=_number(run, "checkpoint_seconds", 10.0, "run", positive=True),
         record_jumps=_integer(run, "record_jumps", 0, "run", low=0),
         record_trajectories=_integer(run, "record_trajectories", 0, "run", low=0),
         counting_s=_counting_fields(_table(raw, "counting", required=False), base),
         generator=generator, cache=_bool(run, "cache", True, "run"),
-        source=source, raw=raw,
+        allow_long=_bool(run, "allow_long", False, "run"), source=source, raw=raw,
     )
+    check_config_memory(config)  # records and sums that cannot fit: refused before any build
+    return config
 
 
 def dump_config(raw: dict) -> str:
@@ -303,10 +314,10 @@ def load_array(spec: Any, base: Path, field_name: str) -> np.ndarray:
         path = (base / spec) if not Path(spec).is_absolute() else Path(spec)
         if not path.is_file():
             raise ConfigError(field_name, f"file not found: {path}")
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as error:
-            raise ConfigError(field_name, f"cannot read {path} as .npy: {error}") from None
+        try:  # the header first: no allocation for a file that is not a plain array
+            array = npyfile.load(path, bytes_per_element=ARRAY_BYTES_PER_ELEMENT)
+        except npyfile.BadArrayFile as error:
+            raise ConfigError(field_name, f"{spec}: {error}") from None
     elif isinstance(spec, list):
         try:
             array = np.array(spec, dtype=float)
@@ -319,6 +330,37 @@ def load_array(spec: Any, base: Path, field_name: str) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise ConfigError(field_name, "contains NaN or inf")
     return array
+
+
+def _tolerances(system: dict, model: Model) -> tuple[float | None, float]:
+    """``degeneracy_tol`` (None: the default) and ``drop_tol``, refused when absurd: a
+    degeneracy tolerance of MAX_RELATIVE_DEGENERACY_TOL times the spectrum's scale would merge
+    physically distinct levels and Bohr frequencies (the default is 1e-9 of it, far above
+    rounding); a drop tolerance of MAX_DROP_TOL drops matrix elements whose rates (~|A|^2) are
+    not negligible."""
+    degeneracy_tol = system.get("degeneracy_tol")
+    if degeneracy_tol is not None:
+        degeneracy_tol = _number(system, "degeneracy_tol", 0.0, "system", positive=True)
+        bound = MAX_RELATIVE_DEGENERACY_TOL * (1.0 + spectral_bound(model.stored_hamiltonian))
+        if degeneracy_tol >= bound:
+            raise ConfigError("system.degeneracy_tol",
+                              f"must be below {MAX_RELATIVE_DEGENERACY_TOL:g} (1 + max|E|) = "
+                              f"{bound:.3g} (max|E| <= {bound / MAX_RELATIVE_DEGENERACY_TOL - 1:.3g}"
+                              f", the largest row sum of |H|), got {degeneracy_tol:g}: it would "
+                              "merge distinct levels (default 1e-9 (1 + max|E|))")
+    drop_tol = _number(system, "drop_tol", 1e-12, "system", positive=True)
+    if drop_tol >= MAX_DROP_TOL:
+        raise ConfigError("system.drop_tol", f"must be below {MAX_DROP_TOL:g}, got {drop_tol:g}: "
+                                             "it would drop matrix elements whose rates matter "
+                                             "(default 1e-12)")
+    return degeneracy_tol, drop_tol
+
+
+def spectral_bound(hamiltonian) -> float:
+    """An upper bound of max|E| in O(nnz), before any diagonalisation: the largest row sum of
+    ``|H|`` (Gershgorin; exact for a diagonal H)."""
+    magnitude = abs(hamiltonian) if sp.issparse(hamiltonian) else np.abs(np.asarray(hamiltonian))
+    return float(np.max(magnitude.sum(axis=1))) if hamiltonian.shape[0] else 0.0
 
 
 def _system(system: dict, base: Path) -> Model:
@@ -510,9 +552,20 @@ def _observables(spec: Any, model: Model, base: Path) -> dict[str, np.ndarray]:
         items = list(spec.items())
     else:
         raise ConfigError("run.observables", "must be a list of names or a table name = matrix")
-    out = {}
+    out, given = {}, {}
     for name, value in items:
         field_name = f"run.observables.{name}"
+        key = _key(name)
+        if not name or key.endswith(STDERR_SUFFIX):
+            reason = ("is empty" if not name else
+                      f"is stored as expect_{key}, which reads as the standard error of "
+                      f"{key[:-len(STDERR_SUFFIX)]!r}: rename it")
+            raise ConfigError(field_name, reason)
+        if key in given:
+            raise ConfigError(field_name, "is named twice" if given[key] == name else
+                              f"is stored as expect_{key}, like {given[key]!r} (':' and other "
+                              "signs are stored as '_'): rename one")
+        given[key] = name
         if isinstance(value, str) and not value.endswith(".npy"):
             matrix = model.sparse_operator(value, field_name)
         else:
@@ -520,8 +573,12 @@ def _observables(spec: Any, model: Model, base: Path) -> dict[str, np.ndarray]:
         d = model.dimension
         if matrix.shape != (d, d):
             raise ConfigError(field_name, f"must have shape {(d, d)}, got {matrix.shape}")
-        out[_key(name)] = check_hermitian(matrix, field_name)
+        out[key] = check_hermitian(matrix, field_name)
     return out
+
+
+# results.npz stores observable x as expect_x and its standard error as expect_x_stderr.
+STDERR_SUFFIX = "_stderr"
 
 
 def _key(name: str) -> str:

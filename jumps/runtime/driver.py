@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import platform
 import sys
@@ -17,12 +18,18 @@ import numpy as np
 
 from .. import __version__, generators
 from ..core.sums import SPARSE_KEYS, Accumulator, mean_stderr
-from ..errors import ConfigError
+from ..errors import ConfigError, RunFailure
 from ..physics import counting, exact
 from . import checkpoint, parallel
+from .budget import check_run_size
 from .build import build
 from .config import RunConfig
-from .io import META_FILE, write_results
+from .fingerprint import run_fingerprint
+from .interrupt import SignalGuard
+from .interrupt import name as signal_name
+from .io import inject, read_meta, write_results
+from .outdir import OutputDirectory
+from .outdir import release as release_lock
 from .plan import Plan, default_chunk_size, recorded_trajectories, resolve_start
 from .statistics import exact_statistics, model_state, statistics_records
 
@@ -43,15 +50,21 @@ def initial_density(config: RunConfig, generator) -> np.ndarray:
     return np.einsum("k,ki,kj->ij", weights, states, states.conj())
 
 
-def prepare_output(out: Path, force: bool, resume: bool = False) -> Path:
-    """Create the result directory; refuse to overwrite a finished result without ``force``."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError("--out", f"{out} exists and is not a directory")
-    if (out / META_FILE).exists() and not (force or resume):
-        raise ConfigError("--out", f"{out} already holds a result (use --force to overwrite)")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+def commit(output: OutputDirectory, arrays: dict[str, np.ndarray], meta: dict,
+           saved: str | None = None) -> None:
+    """Rank 0: write the result (:func:`jumps.runtime.io.write_results`, one commit) if the
+    lock is still this run's. A failed write is a RunFailure (exit 1) saying where the work
+    is (``saved``: the checkpoint's message) and how to finish."""
+    output.check()
+    try:
+        write_results(output.path, arrays, meta)
+    except OSError as error:
+        space = error.errno in (errno.ENOSPC, errno.EDQUOT)
+        reason = f"cannot write the result into {output.path} ({error.strerror})"
+        if saved:
+            reason += (f"; {saved}: run the same command with --resume once "
+                       f"{'there is space' if space else 'the problem is fixed'}")
+        raise RunFailure("--out", reason) from None
 
 
 def metadata(config: RunConfig, generator, method: str, **extra) -> dict:
@@ -89,10 +102,23 @@ def run_exact(config: RunConfig, out: Path, force: bool = False) -> dict[str, np
     (the Liouvillian) for d <= 128; above, for a non-degenerate spectrum from a start diagonal
     in the energy basis, the rate equation that is exact there (d <= 4096). With the exact
     references of trajectory statistics (:func:`jumps.runtime.statistics.exact_statistics`)."""
+    guard = SignalGuard()  # SIGTERM ends it like SIGINT, through the lock's release
+    output = OutputDirectory(out)
+    try:
+        output.open()
+        if read_meta(output.path) is not None and not force:
+            raise ConfigError("--out", f"{out} already holds a result (use --force to overwrite)")
+        return _run_exact(config, output)
+    finally:
+        guard.defer()
+        output.close()
+        guard.restore()
+
+
+def _run_exact(config: RunConfig, output: OutputDirectory) -> dict[str, np.ndarray]:
     start = time.perf_counter()
     dense = config.model.dimension <= exact.MAX_EXACT_DIMENSION
     generator, _ = build(config, "channels" if dense else None)
-    out = prepare_output(out, force)
     state = resolve_start(generator, config.initial_state)
     unravelling = generators.of(generator)
     density = unravelling.stored_density(config.density_matrix, generator.dimension)
@@ -103,8 +129,8 @@ def run_exact(config: RunConfig, out: Path, force: bool = False) -> dict[str, np
     statistics, notes = exact_statistics(generator, state, config.times, config.counting_s)
     arrays.update(statistics)
     elapsed = time.perf_counter() - start
-    write_results(out, arrays, metadata(config, generator, "exact", density_matrix=density,
-                                        undefined_references=notes, wall_seconds=elapsed))
+    commit(output, arrays, metadata(config, generator, "exact", density_matrix=density,
+                                    undefined_references=notes, wall_seconds=elapsed))
     return arrays
 
 
@@ -165,8 +191,12 @@ class _Scheduler:
         self.target = target_stderr
         self.moments: dict[int, tuple] = {}
         self.base_moments = base_moments
+        self.signum = 0  # a signal some rank received: no more chunks
 
     def next_chunk(self, report: dict) -> int:
+        if report.get("stop"):
+            self.stopped = True
+            self.signum = self.signum or report["stop"]
         self.done_trajectories += report.get("trajectories", 0)
         self.jumps += report.get("jumps", 0)
         if report.get("moments") is not None:
@@ -186,49 +216,100 @@ class _Scheduler:
 
 
 def run_trajectories(config: RunConfig, out: Path, force: bool = False, resume: bool = False,
-                     quiet: bool = False, target_stderr: float | None = None, comm=None) -> int:
+                     quiet: bool = False, target_stderr: float | None = None, comm=None,
+                     discard_damaged: bool = False) -> int:
     """Unravel the config's master equation into trajectories; write the result directory.
 
     Runs on every rank of ``comm`` (default: the MPI world when launched by mpirun, else one
-    rank). Returns the exit status.
+    rank). Returns the exit status: 0, or ``128 + signal`` after SIGINT or SIGTERM (the
+    finished chunks checkpointed). Rank 0 holds the lock on ``out`` until it returns.
     """
     comm = comm or parallel.get_comm()
+    guard = SignalGuard()
+    output = OutputDirectory(out) if comm.rank == 0 else None
+    parallel.ABORT_HOOKS.clear()
+    try:
+        status = _run(config, Path(out), comm, output, guard, force, resume, quiet,
+                      target_stderr, discard_damaged)
+    finally:
+        guard.defer()  # a signal now must not interrupt the release of the lock
+        if output is not None:
+            output.close()
+        guard.restore()
+    parallel.ABORT_HOOKS.clear()  # kept on an exception: the abort that follows needs them
+    return status
+
+
+def _run(config: RunConfig, out: Path, comm, output: OutputDirectory | None, guard: SignalGuard,
+         force: bool, resume: bool, quiet: bool, target_stderr: float | None,
+         discard_damaged: bool) -> int:
     start = time.perf_counter()
-    previous = parallel.agree_or_exit(
-        comm, lambda: _prepare_output(config, out, force, resume) if comm.rank == 0 else None)
-    if comm.bcast(previous == "complete" if comm.rank == 0 else None):
-        if comm.rank == 0:
+    root = comm.rank == 0
+    previous = parallel.agree_or_exit(comm, lambda: _open_output(
+        output, config, force, resume, discard_damaged) if root else None)
+    if comm.bcast(previous is None if root else None):
+        if root:
             print(f"{out}: the run is already complete")
         return 0
+    # A rank that aborts the job (MPI_Abort) releases the lock: rank 0 may die before it can.
+    token = comm.bcast(output.token if root else None)
+    parallel.ABORT_HOOKS.append(lambda: release_lock(out, token))
     generator, built = parallel.agree_or_exit(comm, lambda: build(config, comm=comm))
+    ranks_on_node = comm.node_size()
+    parallel.agree_or_exit(
+        comm, lambda: check_run_size(config, generator, ranks_on_node) if root else None)
     prepared = parallel.agree_or_exit(
-        comm, lambda: _prepare(config, generator, built) if comm.rank == 0 else None)
-    plan, timings = prepared if comm.rank == 0 else (None, {})
+        comm, lambda: _prepare(config, generator, built) if root else None)
+    plan, timings = prepared if root else (None, {})
     del prepared
     if comm.is_parallel:
         plan = Plan.share(plan, comm)
-        if comm.rank == 0:  # rank 0 keeps the shared copies only
+        if root:  # rank 0 keeps the shared copies only
             generator = plan.unravelling.adopt_shared(generator, plan)
     timings["compile_seconds"] = _warm_up(comm, plan)
-    done = comm.bcast(previous.chunks if comm.rank == 0 else None)
-    attempt = comm.bcast(previous.attempt if comm.rank == 0 else None)
-    runner, my_chunks, run_seconds = _work(comm, plan, config, out, attempt, done, previous,
-                                           quiet, target_stderr)
+    runner = plan.runner()
+    parallel.agree_or_exit(comm, lambda: _begin(previous, runner, discard_damaged) if root
+                           else None)
+    done, attempt, digest, run_id = comm.bcast(
+        (previous.chunks, previous.attempt, previous.digest, previous.run_id) if root else None)
+    saver = checkpoint.RankCheckpoint(out, digest, run_id, attempt, comm.rank)
+    guard.defer()
+    my_chunks, run_seconds, stop = _work(comm, plan, config, runner, saver, done, previous,
+                                         quiet, target_stderr, guard)
+    signum = max(comm.allgather(stop))
+    # The finished work goes to the checkpoint before anything else is written.
+    saved = not my_chunks or saver.write(runner.sums(), my_chunks, plan.rows(my_chunks),
+                                         runner.records, final=True)
+    saved = all(comm.allgather(saved))
+    where = (f"the finished chunks are saved in {out / checkpoint.CHECKPOINT_DIR}" if saved else
+             f"the chunks up to the last checkpoint are saved in "
+             f"{out / checkpoint.CHECKPOINT_DIR} (a final checkpoint failed)")
+    if signum:
+        if root:
+            print(f"jumps: interrupted by {signal_name(signum)}: {where}; continue with "
+                  "--resume", file=sys.stderr)
+        comm.barrier()
+        comm.free_shared()
+        return 128 + signum
     merged = _reduce(comm, runner.sums())
     records = _gather_records(comm, plan, runner.records, my_chunks)
     finished = set(done).union(*map(set, comm.allgather(my_chunks)))
     peak_rss = comm.allgather(_peak_rss_mb())
-    if comm.rank != 0:
-        comm.barrier()      # asleep while rank 0 writes the result
-        comm.free_shared()  # collective with rank 0's call below, after it has written
-        return 0
-    timings.update(run_seconds=run_seconds, wall_seconds=time.perf_counter() - start,
-                   peak_rss_mb_per_rank=peak_rss, shared_memory=comm.is_parallel and
-                   os.environ.get("JUMPS_SHARED_MEMORY", "1") not in ("0", "false", "no"))
-    _finish(config, out, generator, plan, runner, merged, records, finished, previous,
-            comm.size, timings, target_stderr, quiet)
-    comm.barrier()
-    comm.free_shared()
+    failure = None
+    if root:
+        timings.update(run_seconds=run_seconds, wall_seconds=time.perf_counter() - start,
+                       peak_rss_mb_per_rank=peak_rss, shared_memory=comm.is_parallel and
+                       os.environ.get("JUMPS_SHARED_MEMORY", "1") not in ("0", "false", "no"))
+        try:
+            _finish(config, output, generator, plan, runner, merged, records, finished,
+                    previous, comm.size, timings, target_stderr, quiet, where)
+        except RunFailure as error:
+            failure = (error.field, error.reason, "RunFailure")
+    comm.barrier()  # the others sleep while rank 0 writes the result
+    failure = comm.bcast(failure)
+    comm.free_shared()  # collective with every rank, after rank 0 has written
+    if failure is not None:
+        parallel.raise_agreed(failure)
     return 0
 
 
@@ -273,16 +354,25 @@ def _warm_up(comm, plan: Plan) -> float:
     return time.perf_counter() - start
 
 
-def _prepare_output(config: RunConfig, out: Path, force: bool, resume: bool):
-    """Rank 0, before anything is built: the output directory and the earlier attempts of
-    this run (:func:`jumps.runtime.checkpoint.start_or_resume`), or ``"complete"``."""
-    if (Path(out) / META_FILE).exists() and resume and not force:
-        return "complete"
-    prepare_output(out, force, resume)
+def _open_output(output: OutputDirectory, config: RunConfig, force: bool, resume: bool,
+                 discard_damaged: bool):
+    """Rank 0, before anything is built: lock the output directory and find what this run
+    continues (:func:`jumps.runtime.checkpoint.start_or_resume`; None: already complete)."""
+    output.open()
     chunk = config.chunk_size or default_chunk_size(config.trajectories)
-    identity = {"fingerprint": checkpoint.fingerprint(config.raw), "ntraj": config.trajectories,
-                "chunk": chunk}
-    return checkpoint.start_or_resume(out, identity, resume, force)
+    return checkpoint.start_or_resume(output.path, run_fingerprint(config, chunk), config.raw,
+                                      resume, force, discard_damaged)
+
+
+def _begin(previous: checkpoint.Previous, runner, discard_damaged: bool) -> None:
+    """Rank 0, once the plan is made: check the earlier attempts' arrays against it, then set
+    up the checkpoint directory for this attempt."""
+    previous.check_shapes(runner.sums(), runner.records, discard_damaged)
+    try:
+        previous.begin()
+    except OSError as error:
+        raise RunFailure("--out", f"cannot set up the checkpoints in {previous.out}: "
+                                  f"{error.strerror}") from None
 
 
 def _prepare(config: RunConfig, generator, built):
@@ -295,11 +385,11 @@ def _prepare(config: RunConfig, generator, built):
     return plan, timings
 
 
-def _work(comm, plan: Plan, config: RunConfig, out: Path, attempt: int, done: set[int],
-          previous, quiet: bool, target_stderr: float | None):
-    """Every rank: take chunks from the dispatcher until there are none; checkpoint on the way."""
-    runner = plan.runner()
-    saver = checkpoint.RankCheckpoint(out, attempt, comm.rank)
+def _work(comm, plan: Plan, config: RunConfig, runner, saver: checkpoint.RankCheckpoint,
+          done: set[int], previous, quiet: bool, target_stderr: float | None,
+          guard: SignalGuard):
+    """Every rank: take chunks from the dispatcher until there are none, or until a signal;
+    checkpoint on the way. Returns this rank's chunks, the seconds and the signal (or 0)."""
     scheduler = None
     if comm.rank == 0:
         base = plan.observable_moments(previous.sums) if previous.sums else None
@@ -311,12 +401,16 @@ def _work(comm, plan: Plan, config: RunConfig, out: Path, attempt: int, done: se
     start = last_save = time.perf_counter()
     while True:
         parallel.inject_fault(comm.rank, len(my_chunks))
+        if guard.signum is not None:  # finish no further chunk; tell rank 0 to stop all
+            report["stop"] = guard.signum
         chunk = dispatcher.request(report)
         if chunk < 0:
             break
         first, count = plan.chunk_range(chunk)
         jumps = runner.run(first, count)
         my_chunks.append(chunk)
+        inject("chunk")
+        inject(f"chunk-{len(my_chunks)}")
         report = {"rank": comm.rank, "trajectories": count, "jumps": jumps, "moments":
                   plan.observable_moments(runner.sums(transitions=False))
                   if target_stderr else None}
@@ -330,12 +424,13 @@ def _work(comm, plan: Plan, config: RunConfig, out: Path, attempt: int, done: se
     dispatcher.close()
     if bar is not None:
         bar.close()
-    return runner, my_chunks, time.perf_counter() - start
+    stop = guard.signum or (scheduler.signum if scheduler else 0) or 0
+    return my_chunks, time.perf_counter() - start, stop
 
 
-def _finish(config, out, generator, plan, runner, merged, records, finished, previous,
-            ranks, timings, target_stderr, quiet) -> None:
-    """Rank 0: add earlier attempts, average, write the result, remove the checkpoints."""
+def _finish(config, output, generator, plan, runner, merged, records, finished, previous,
+            ranks, timings, target_stderr, quiet, saved: str) -> None:
+    """Rank 0: add earlier attempts, average, commit the result, remove the checkpoints."""
     if previous.sums is not None:
         accumulator = Accumulator()
         accumulator.add(merged)
@@ -359,9 +454,11 @@ def _finish(config, out, generator, plan, runner, merged, records, finished, pre
                     total_jumps=total_jumps,
                     jumps_per_second=total_jumps / max(timings["run_seconds"], 1e-9) if first_attempt else None,
                     target_stderr=target_stderr, undefined_records=undefined,
+                    fingerprint=previous.fingerprint, run_id=previous.run_id,
                     **plan.unravelling.run_summary(merged), **timings)
-    write_results(out, arrays, meta)
-    checkpoint.remove(out)
+    commit(output, arrays, meta, saved)
+    checkpoint.remove(output.path)
+    out = output.path
     if not quiet:
         print(f"{rows.size} trajectories, {total_jumps} jumps in {timings['run_seconds']:.2f} s "
               f"on {ranks} rank(s) -> {out}", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import generators
 from ..generators.base import Diagnostics
+from .budget import run_estimate
 from .config import RunConfig
 
 # A secular margin (frequency spacing / largest rate) below this is flagged: the secular
@@ -59,4 +60,6 @@ def info_text(config: RunConfig, generator, built: dict) -> str:
     lines += ["", "diagnostics"]
     lines += diagnostic_lines(unravelling.diagnostics(generator),
                               generator.common_beta() is not None)
+    lines += ["", "run (python -m jumps run: what it will take)"]
+    lines += run_estimate(config, generator).lines()
     return "\n".join(lines)

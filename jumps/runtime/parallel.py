@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, RunFailure
 
 # Environment variables set by MPI launchers (MPICH/Hydra, Open MPI, PMIx, Intel MPI, Slurm PMI).
 _LAUNCHER_VARIABLES = ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK",
@@ -101,6 +101,17 @@ class Comm:
         out = np.empty_like(array) if self.rank == 0 else None
         self._comm.Reduce(array, out, op=MPI.SUM, root=0)
         return out
+
+    def node_size(self) -> int:
+        """The number of ranks on this rank's node (collective: call on every rank)."""
+        if self._comm is None:
+            return 1
+        from mpi4py import MPI
+
+        node = self._comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
+        size = node.Get_size()
+        node.Free()
+        return size
 
     def share(self, arrays: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
         """Give every rank rank 0's read-only arrays (``arrays`` is ignored on other ranks).
@@ -229,8 +240,18 @@ class Dispatcher:
             self._private.Free()
 
 
+# Called by abort_world before MPI_Abort, on the rank that aborts (the run's lock: rank 0 may be
+# killed before its own cleanup runs).
+ABORT_HOOKS: list[Callable[[], None]] = []
+
+
 def abort_world(code: int) -> None:
     """End every rank of the MPI job now (used on an error only some ranks see)."""
+    for hook in ABORT_HOOKS:
+        try:
+            hook()
+        except Exception:  # noqa: BLE001, S110 - aborting anyway; a failed cleanup must not stop it
+            pass
     sys.stdout.flush()
     sys.stderr.flush()
     try:
@@ -255,19 +276,27 @@ def get_comm() -> Comm:
 
 
 def agree_or_exit(comm: Comm, action: Callable[[], Any]) -> Any:
-    """Run ``action`` on every rank; if it raises ConfigError anywhere, all ranks leave with
-    status 2 and rank 0 prints one line (the first failing rank's message)."""
+    """Run ``action`` on every rank; if it raises ConfigError (or RunFailure) anywhere, all
+    ranks raise it (the first failing rank's) and leave with its exit status; rank 0 prints
+    one line."""
     try:
         value, failure = action(), None
     except ConfigError as error:
-        value, failure = None, (error.field, error.reason)
+        value, failure = None, (error.field, error.reason, type(error).__name__)
     comm.barrier()  # the others wait here, asleep, while rank 0 builds
     failures = [f for f in comm.allgather(failure) if f is not None]
     if failures:
-        error = ConfigError(*failures[0])
-        error.agreed = True  # every rank raises it: no abort needed
-        raise error
+        raise_agreed(failures[0])
     return value
+
+
+def raise_agreed(failure: tuple[str, str, str]) -> None:
+    """Raise ``(field, reason, class name)`` on this rank, marked as seen by every rank (no
+    abort needed)."""
+    field, reason, kind = failure
+    error = (RunFailure if kind == "RunFailure" else ConfigError)(field, reason)
+    error.agreed = True
+    raise error
 
 
 def inject_fault(rank: int, chunks_done: int) -> None:

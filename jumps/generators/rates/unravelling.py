@@ -10,7 +10,19 @@ import scipy.sparse as sp
 
 from ...errors import ConfigError
 from ...physics import counting
-from ..base import Cost, Diagnostics, InitialState, Unravelling, table_rows
+from ...physics.baths import LambShiftTable
+from ..base import (
+    Cost,
+    DamagedArrays,
+    Diagnostics,
+    InitialState,
+    Unravelling,
+    require_index,
+    require_length,
+    require_pointer,
+    require_shape,
+    table_rows,
+)
 from . import kernels
 from .generator import (
     RateGenerator,
@@ -48,6 +60,9 @@ class Rates(Unravelling):
     name = "rates"
     generator_type = RateGenerator
     lists_every_channel = False  # channels are listed only where jumps occurred
+    # The transition keys of a chunk (int64) go to a buffer sized for twice the most jumps
+    # per trajectory seen (unravel.RateChunkRunner).
+    chunk_bytes_per_jump = 16.0
 
     def refusal(self, state: InitialState, density: str) -> tuple[str, str] | None:
         if not state.is_diagonal:
@@ -115,6 +130,43 @@ class Rates(Unravelling):
         values.update({k: v for k, v in meta.items() if k in names})
         return RateGenerator(**values, couplings=couplings, rate_tables=tables, baths=baths)
 
+    def check_arrays(self, arrays: dict[str, np.ndarray], meta: dict, n_baths: int) -> None:
+        """Shapes, and the indices the kernel follows: alias targets, the couplings' CSR rows
+        and columns, the bath groups and the panels of the rate tables."""
+        d = require_length(arrays, "energies", "f")
+        require_shape(arrays, "vectors", (d, d), "fc")
+        for name in ("level_rate", "lamb_shift"):
+            require_shape(arrays, name, (d,), "f")
+        if not np.all(np.isfinite(arrays["level_rate"])) or np.any(arrays["level_rate"] < 0):
+            raise DamagedArrays("level_rate.npy: rates must be finite and >= 0")
+        threshold = require_shape(arrays, "threshold", (d * d,), "f")
+        if threshold.size and not (0.0 <= threshold.min() and threshold.max() <= 1.0):
+            raise DamagedArrays("threshold.npy: alias thresholds outside [0, 1]")
+        require_shape(arrays, "alias", (d * d,), "i")
+        require_index(arrays, "alias", d)
+        set_size = meta.get("set_size")
+        if isinstance(set_size, bool) or not isinstance(set_size, int) or set_size < 1:
+            raise DamagedArrays(f"meta.json: set_size {set_size!r} is not a positive integer")
+        sets = -(-n_baths // set_size)
+        require_shape(arrays, "coarse_split", (d * d * (sets - 1),), "u")
+        require_shape(arrays, "fine_split", (d * d * (n_baths - sets),), "u")
+        if meta.get("n_couplings") != n_baths:
+            raise DamagedArrays(f"meta.json: {meta.get('n_couplings')!r} couplings, the config "
+                                f"has {n_baths} baths")
+        for a in range(n_baths):
+            nnz = require_length(arrays, f"coupling{a}_indices", "i")
+            require_pointer(arrays, f"coupling{a}_indptr", d + 1, nnz)
+            require_index(arrays, f"coupling{a}_indices", d)
+            require_shape(arrays, f"coupling{a}_data", (nnz,), "fc")
+        groups = require_length(arrays, "rate_thermal", "b")
+        require_shape(arrays, "rate_group", (n_baths,), "i")
+        require_index(arrays, "rate_group", groups)
+        require_shape(arrays, "rate_beta", (groups,), "f")
+        panels = require_length(arrays, "rate_low", "f")
+        require_pointer(arrays, "rate_ptr", groups + 1, panels)
+        require_shape(arrays, "rate_high", (panels,), "f")
+        require_shape(arrays, "rate_coefficients", (panels, LambShiftTable.DEGREE), "f")
+
     # -- run -------------------------------------------------------------------------------
 
     def pack(self, generator: RateGenerator, state: InitialState, times: np.ndarray,
@@ -181,6 +233,10 @@ class Rates(Unravelling):
                            ("largest total rate out of a level", largest), "level spacing / rate",
                            g.components, "not decided (directed jump graph)",
                            "classes of eigenstates not connected by any rate")
+
+    def max_escape_rate(self, generator: RateGenerator) -> float:
+        """The largest ``level_rate``: a trajectory is always in an eigenstate."""
+        return float(np.max(generator.level_rate)) if generator.dimension else 0.0
 
     def describe(self, generator: RateGenerator) -> tuple[str, list[str]]:
         g = generator
