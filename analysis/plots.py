@@ -13,6 +13,8 @@ With the per-trajectory statistics records (:mod:`analysis.statistics`):
 - ``scgf.png``: the SCGF estimate per bath against the exact curve (unreliable points marked).
 - ``fluctuation_theorem.png``: ``ln P(sigma)/P(-sigma)`` against its expectation, slope 1.
 - ``waiting_times.png``: first-jump and between-jump histograms against the exact densities.
+- ``exchange_symmetry.png``: theta_hot(s) and the mirrored theta_hot(delta_beta - s)
+  (:mod:`analysis.fluctuations`; two thermal baths only).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 
 from jumps.errors import ConfigError
 
+from . import fluctuations
 from .balance import MIN_EXPECTED
 from .report import Analysis
 
@@ -66,7 +69,8 @@ def write_plots(analysis: Analysis, directory: Path) -> list[Path]:
                        ("detailed_balance", _detailed_balance), ("heat", _heat),
                        ("heat_distribution", _heat_distribution), ("scgf", _scgf),
                        ("fluctuation_theorem", _fluctuation_theorem),
-                       ("waiting_times", _waiting_times)):
+                       ("waiting_times", _waiting_times),
+                       ("exchange_symmetry", fluctuations.plot)):
         figure = draw(plt, analysis)
         if figure is None:
             continue
@@ -322,7 +326,7 @@ def _heat_distribution(plt, analysis: Analysis):
 
 def _scgf(plt, analysis: Analysis):
     """theta_hat(s) with 1-sigma error bars where reliable; unreliable points as grey crosses
-    (their value is not trusted); the exact t -> inf SCGF as a line."""
+    (their value is not trusted); the exact SCGF at the same t, and its t -> inf limit, as lines."""
     block = _statistics(analysis)
     if not block or block["scgf"]["s"] is None:
         return None
@@ -339,10 +343,12 @@ def _scgf(plt, analysis: Analysis):
                       label=f"bath {a}: (1/t) ln⟨exp(sQ)⟩, t = {scgf['t']:.3g}")
         if raw is not None and np.any(~ok):
             axes.plot(s[~ok], raw[a][~ok], "x", color="gray")
-        exact = np.array([np.nan if v is None else v for v in scgf["theta_exact"][a]])
-        if np.any(np.isfinite(exact)):
-            axes.plot(s, exact, "-", marker=".", color=color, lw=1,
-                      label=f"bath {a}: exact θ(s) (t → ∞; lines join the grid points)")
+        for key, style, what in (("theta_exact", "-", f"exact at t = {scgf['t']:.3g}"),
+                                 ("theta_limit", ":", "exact, t → ∞")):
+            exact = np.array([np.nan if v is None else v for v in scgf[key][a]])
+            if np.any(np.isfinite(exact)):
+                axes.plot(s, exact, style, marker=".", color=color, lw=1,
+                          label=f"bath {a}: {what} (lines join the grid points)")
     if raw is not None and not all(all(r) for r in scgf["reliable"]):
         axes.plot([], [], "x", color="gray",
                   label=f"unreliable: n_eff(w) or n_eff(w²) < {scgf['min_effective_samples']} "

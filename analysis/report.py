@@ -18,7 +18,7 @@ from jumps.errors import ConfigError
 from jumps.physics.matrices import operator_norm
 from jumps.runtime.io import write_json
 
-from . import averages, balance, heat, reference, statistics
+from . import averages, balance, fluctuations, heat, reference, statistics
 from .load import Result, load_result
 from .stats import json_safe
 
@@ -100,7 +100,7 @@ def analyse(result: Result, exact_dir: str | Path | None = None, beta: float | N
         _stochastic(result, system, ref, beta, alpha, gibbs_beta, report, notes)
     report["statistics"] = None
     if trajectory_statistics is not False and statistics.has_records(result):
-        _statistics(result, ref, exact_dir, report, curves)
+        _statistics(result, ref, exact_dir, report, curves, system)
     return Analysis(result=result, report=json_safe(report), reference=ref, curves=curves)
 
 
@@ -205,9 +205,11 @@ def _stochastic(result, system, ref, beta, alpha, gibbs_beta, report: dict,
     report["heat_stderr"] = statistics["stderr"]
 
 
-def _statistics(result: Result, ref, exact_dir, report: dict, curves: dict) -> None:
+def _statistics(result: Result, ref, exact_dir, report: dict, curves: dict,
+                system=None) -> None:
     """The ``statistics`` block, with the exact keys of a ``--exact`` directory or of the
-    on-the-fly reference (its ``arrays`` mapping, when it has one)."""
+    on-the-fly reference (its ``arrays`` mapping, when it has one); the exchange fluctuation
+    symmetry (:mod:`.fluctuations`) uses the rebuilt ``system`` for its finite-t values."""
     exact, source = None, None
     if exact_dir is not None:
         other = load_result(exact_dir)
@@ -219,6 +221,10 @@ def _statistics(result: Result, ref, exact_dir, report: dict, curves: dict) -> N
     means = [b["exact_mean"] for b in report["heat"]["baths"]]
     exact_heat = None if any(m is None for m in means) else np.array(means)
     block, extra = statistics.trajectory_statistics(result, exact, source, exact_heat)
+    block["exchange_fluctuation_symmetry"], extra["exchange_symmetry"] = \
+        fluctuations.exchange_fluctuation_symmetry(
+            result, exact, getattr(system, "generator", None),
+            getattr(getattr(system, "config", None), "initial_state", None))
     report["statistics"] = block
     curves["statistics"] = extra
 

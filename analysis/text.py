@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from . import fluctuations
+
 # At most this many rows of a per-time table or of a per-pair table are printed.
 MAX_TIME_ROWS = 8
 MAX_PAIR_ROWS = 30
@@ -333,6 +335,7 @@ def _statistics(block: dict) -> list[str]:
                   for c in block["heat_current"]]
     lines += _scgf(block["scgf"])
     lines += _fluctuation_theorems(block)
+    lines += fluctuations.render(block.get("exchange_fluctuation_symmetry"))
     lines += _waiting_times(block)
     law = block["first_law"]
     if law["checked"]:
@@ -354,11 +357,12 @@ def _scgf(scgf: dict) -> list[str]:
             shown = (pm(theta[k], scgf["theta_stderr"][a][k]) if scgf["reliable"][a][k]
                      else "unreliable")
             rows.append([num(scgf["s"][k]), shown, num(scgf["theta_exact"][a][k]),
-                         num(scgf["z"][a][k], 2), num(scgf["effective_samples"][a][k], 3),
+                         num(scgf["z"][a][k], 2), num(scgf["theta_limit"][a][k]),
+                         num(scgf["effective_samples"][a][k], 3),
                          num(scgf["effective_samples_squared"][a][k], 3)])
         lines.append(f"    bath {a}:")
-        lines += table(["s", "theta", "exact (t->inf)", "z", "n_eff(w)", "n_eff(w^2)"], rows,
-                       "rlrrrr", indent="      ")
+        lines += table(["s", "theta", "exact (same t)", "z", "limit t->inf", "n_eff(w)",
+                        "n_eff(w^2)"], rows, "rlrrrrr", indent="      ")
     lines.append(f"    ({scgf['comparison']})")
     return lines
 

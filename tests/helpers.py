@@ -78,7 +78,7 @@ def unravel_in_process(generator, psi0, times, observables: dict, ntraj: int, se
     initial = unravel.make_initial(generator, psi0)
     tally = unravel.new_tally(generator, engine, np.asarray(times, dtype=float), observables,
                               density, ntraj)
-    jumps = kernels.run_chunk(engine, initial, tally, seed_key(seed), first, ntraj)
+    jumps = unravel.run_kernel(engine, initial, tally, seed_key(seed), first, ntraj)
     out = unravel.finalize(generator, engine, sums_of(tally), ntraj, list(observables),
                            tally.observables)
     return Unravelled(generator, engine, initial, tally, out, ntraj, int(jumps))
@@ -209,7 +209,7 @@ def first_jump_records(generator, psi0, times, seed: int, ntraj: int):
     n_jumps = np.zeros(ntraj, dtype=np.int64)
     for i in range(ntraj):
         tally = unravel.fresh_tally(template, 1)
-        kernels.run_chunk(engine, initial, tally, key, i, 1)
+        unravel.run_kernel(engine, initial, tally, key, i, 1)
         occupation[i] = tally.occupation_time
         last_levels[i] = tally.level_counts[:, -1]
         last_populations[i] = tally.pop_sum[-1]
@@ -256,13 +256,14 @@ TINY_SEED = 20240611
 
 
 def tiny_case_arrays() -> dict[str, np.ndarray]:
-    """Every tally array of every tiny case, flattened into one dict (``case/field``)."""
+    """Every tally array of every tiny case, flattened into one dict (``case/field``); not the
+    read-only inputs, nor the output buffer (scratch: its rows are summed and reused)."""
     arrays = {}
     for name, g, psi0, times, observables, density in tiny_cases():
         run = unravel_in_process(g, psi0, times, observables, TINY_TRAJECTORIES, TINY_SEED,
                                  density=density)
         for field_name in run.tally._fields:
-            if field_name in ("times", "observables", "eigenvectors"):
+            if field_name in ("times", "observables", "eigenvectors", "buffer"):
                 continue
             arrays[f"{name}/{field_name}"] = np.asarray(getattr(run.tally, field_name))
         arrays[f"{name}/jumps"] = np.array(run.jumps)
