@@ -29,7 +29,7 @@ import pytest
 from jumps.core.random import seed_key
 from jumps.core.sums import Accumulator, mean_stderr
 from jumps.generators.channels import generator as davies
-from jumps.generators.channels import kernels, unravel
+from jumps.generators.channels import unravel
 from jumps.physics import baths, exact, models
 
 UP, DOWN = np.array([1.0, 0.0]), np.array([0.0, 1.0])
@@ -478,7 +478,7 @@ def _chunked(case: Case, seed: int, bounds: list[int]):
     heat, n_jumps = [], []
     for first, last in itertools.pairwise(bounds):
         tally = unravel.fresh_tally(template, last - first)
-        kernels.run_chunk(engine, initial, tally, key, first, last - first)
+        unravel.run_kernel(engine, initial, tally, key, first, last - first)
         accumulator.add(helpers.sums_of(tally))
         heat.append(tally.heat)
         n_jumps.append(tally.n_jumps)
@@ -533,7 +533,7 @@ def test_results_do_not_depend_on_the_number_of_lanes(name):
 
     def run(lanes):
         tally = unravel.fresh_tally(template, 200)
-        kernels.run_chunk(engine, initial, tally, key, 50, 200, lanes)
+        unravel.run_kernel(engine, initial, tally, key, 50, 200, lanes)
         return tally
 
     serial = run(1)

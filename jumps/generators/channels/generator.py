@@ -35,6 +35,13 @@ from ...physics.spectrum import (
     gibbs_populations,
     group_levels,
 )
+from ..base import (
+    DamagedArrays,
+    require_index,
+    require_length,
+    require_pointer,
+    require_shape,
+)
 
 
 @dataclass(frozen=True)
@@ -464,3 +471,50 @@ def _block_position(g: DaviesGenerator):
         b = g.level_sizes[level]
         return g.block_ptr[level] + (m - lo) * b + (m2 - lo)
     return position
+
+
+def check_cached_arrays(arrays: dict[str, np.ndarray], meta: dict, n_baths: int) -> None:
+    """Raise :class:`~jumps.generators.base.DamagedArrays` unless cached arrays are a
+    consistent DaviesGenerator: shapes, the levels (``level_ptr`` increasing from 0 to d,
+    ``level_of`` and ``block_ptr`` matching it), channels of existing baths, and entries whose
+    rows, columns and channel ranges stay inside the arrays the kernel tables are built from."""
+    d = require_length(arrays, "energies", "f")
+    require_shape(arrays, "eigenvectors", (d, d), "c")
+    levels = require_length(arrays, "level_ptr", "i") - 1
+    level_ptr = require_pointer(arrays, "level_ptr", levels + 1, d, strict=True)
+    sizes = np.diff(level_ptr)
+    require_shape(arrays, "level_of", (d,), "i")
+    if not np.array_equal(arrays["level_of"], np.repeat(np.arange(levels), sizes)):
+        raise DamagedArrays("level_of.npy: does not match level_ptr")
+    channels = require_length(arrays, "channel_bath", "i")
+    require_index(arrays, "channel_bath", n_baths)
+    for name in ("channel_frequency", "channel_rate", "channel_lamb_shift"):
+        require_shape(arrays, name, (channels,), "f")
+    if not np.all(np.isfinite(arrays["channel_rate"])) or np.any(arrays["channel_rate"] < 0):
+        raise DamagedArrays("channel_rate.npy: rates must be finite and >= 0")
+    entries = require_length(arrays, "entry_row", "i")
+    require_pointer(arrays, "entry_ptr", channels + 1, entries)
+    require_shape(arrays, "entry_col", (entries,), "i")
+    require_shape(arrays, "entry_value", (entries,), "c")
+    require_index(arrays, "entry_row", d)
+    require_index(arrays, "entry_col", d)
+    require_shape(arrays, "block_ptr", (levels + 1,), "i")
+    if not np.array_equal(arrays["block_ptr"], np.concatenate([[0], np.cumsum(sizes**2)])):
+        raise DamagedArrays("block_ptr.npy: does not match level_ptr")
+    for name in ("decay_blocks", "lamb_shift_blocks"):
+        require_shape(arrays, name, (int(np.sum(sizes**2)),), "c")
+    require_shape(arrays, "dropped_weight", (n_baths,), "f")
+
+
+def max_escape_rate(generator: DaviesGenerator) -> float:
+    """The largest total jump rate out of any state: the largest eigenvalue of the decay
+    operator ``K`` over its level blocks (``K_mm`` for a non-degenerate level)."""
+    g = generator
+    sizes = g.level_sizes
+    if g.dimension == 0:
+        return 0.0
+    single = sizes == 1
+    largest = float(np.max(g.decay_blocks[g.block_ptr[:-1][single]].real, initial=0.0))
+    for level in np.flatnonzero(~single):
+        largest = max(largest, float(np.linalg.eigvalsh(g.block(g.decay_blocks, level))[-1]))
+    return largest

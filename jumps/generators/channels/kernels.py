@@ -37,6 +37,15 @@ from ...core.lanes import (
     pure_segment,
 )
 from ...core.random import uniform
+from .evolution import (
+    advance,
+    apply,
+    evolve,
+    norm_and_slope,
+    phases,
+    to_right_coordinates,
+    waiting_time,
+)
 
 Engine = namedtuple("Engine", [
     "level_ptr",        # (L+1,) int64: level k = eigen-indices level_ptr[k]:level_ptr[k+1]
@@ -81,9 +90,13 @@ Tally = namedtuple("Tally", [
     "pop_sum",          # (T, d) float: sums over amplitude-mode trajectories of |psi_m|^2
     "pop_sumsq",        # (T, d) float
     "observables",      # (nobs, d, d) complex, energy eigenbasis
+    "user_diagonal",    # (nobs, d) float: the observable's diagonal in the user's basis, used
+                        #   for the observables flagged in diagonal_observable
+    "diagonal_observable",  # (nobs,) bool: diagonal in the user's basis
     "obs_sum",          # (T, nobs) float (amplitude mode only)
     "obs_sumsq",        # (T, nobs) float
-    "eigenvectors",     # (d, d) complex, columns = eigenstates in the user's basis
+    "basis",            # (d, d) complex: row m = eigenstate m in the user's basis (V^T)
+    "real_basis",       # (d, d) float: the same when it is real, else (0, 0)
     "rho_sum",          # (T, d, d) complex or (0, 0, 0): sum of psi psi^dag, user's basis
     "rho_sumsq",        # (T, d, d) complex: sum Re^2 + 1j sum Im^2
     "rhodiag_sum",      # (T, d) float or (0, 0): sum |<i|psi>|^2, user's basis
@@ -91,6 +104,12 @@ Tally = namedtuple("Tally", [
     "jump_counts",      # (C,) int64: jumps from states spread over several levels, per channel
     "trans_counts",     # (nt,) int64: jumps through each transition-table entry (single level)
     "occupation_time",  # (L,) float: time spent in each level (single-level states)
+    # With the full density matrix: amplitude-mode states at output times in the user's basis,
+    # summed after the call by matrix products (output.flush): row j of block k is a
+    # normalised state at output time k; fill[k] rows are in use. A trajectory stores at most
+    # one row per output time: B = the call's trajectories.
+    "buffer",           # (T, B, d) complex, or (0, B, d) without the full density matrix
+    "fill",             # (T,) int64
     # Per trajectory of this call (row i is trajectory first + i):
     "heat",             # (ntraj, n_baths) float: energy given to each bath
     "n_jumps",          # (ntraj,) int64: jumps with w != 0
@@ -107,12 +126,6 @@ Tally = namedtuple("Tally", [
     "log_levels",       # (capacity, 2) int64: source and target levels (-1: several)
     "log_count",        # (1,) int64: jumps seen (may exceed capacity: then re-run larger)
 ])
-# The waiting time's root search stops when a step or the bracket is below this, relative to
-# the time (the norm it inverts is itself rounded at ~1e-16).
-ROOT_TOLERANCE = 1e-14
-# A cap that only rules out an endless loop: 200 bisections alone would shrink any bracket by
-# 2^-200 ~ 1e-60, far past ROOT_TOLERANCE.
-MAX_ROOT_STEPS = 200
 # The largest double below 1: the rescaled remainder of a uniform stays in [0, 1).
 BELOW_ONE = float(np.nextafter(1.0, 0.0))
 # Transitions taken by pure-mode jumps are buffered and counted in one loop (random increments
@@ -123,119 +136,25 @@ TAKEN_BUFFER = 4096
 # -- amplitude-mode helpers -----------------------------------------------------------------
 
 @numba.njit(cache=True, nogil=True)
-def _evolve(engine, levels, n_levels, coeff, tau, out):
-    """``out = R exp(-i lambda tau) coeff`` on the listed levels (coeff in R-coordinates)."""
-    for i in range(n_levels):
-        k = levels[i]
-        lo, hi = engine.level_ptr[k], engine.level_ptr[k + 1]
-        b = hi - lo
-        if b == 1:
-            out[lo] = coeff[lo] * np.exp(-1j * engine.heff_lambda[lo] * tau)
-            continue
-        start = engine.block_ptr[k]
-        for r in range(b):
-            acc = 0j
-            for c in range(b):
-                acc += engine.heff_right[start + r * b + c] * coeff[lo + c] * np.exp(
-                    -1j * engine.heff_lambda[lo + c] * tau)
-            out[lo + r] = acc
-
-
-@numba.njit(cache=True, nogil=True)
-def _norm_and_slope(engine, levels, n_levels, psi):
-    """``||psi||^2`` and its time derivative ``-psi^dag K psi`` on the listed levels."""
-    norm = 0.0
-    slope = 0.0
-    for i in range(n_levels):
-        k = levels[i]
-        lo, hi = engine.level_ptr[k], engine.level_ptr[k + 1]
-        b = hi - lo
-        start = engine.block_ptr[k]
-        for r in range(b):
-            norm += psi[lo + r].real ** 2 + psi[lo + r].imag ** 2
-            acc = 0j
-            for c in range(b):
-                acc += engine.decay[start + r * b + c] * psi[lo + c]
-            slope -= (np.conj(psi[lo + r]) * acc).real
-    return norm, slope
-
-
-@numba.njit(cache=True, nogil=True)
-def _to_right_coordinates(engine, levels, n_levels, psi, coeff):
-    """``coeff = R^-1 psi`` on the listed levels."""
-    for i in range(n_levels):
-        k = levels[i]
-        lo, hi = engine.level_ptr[k], engine.level_ptr[k + 1]
-        b = hi - lo
-        start = engine.block_ptr[k]
-        for r in range(b):
-            acc = 0j
-            for c in range(b):
-                acc += engine.heff_left[start + r * b + c] * psi[lo + c]
-            coeff[lo + r] = acc
-
-
-@numba.njit(cache=True, nogil=True)
-def _waiting_time(engine, levels, n_levels, coeff, target, tau_max, work):
-    """Smallest ``tau`` in [0, tau_max] with ``||psi(tau)||^2 = target``, or -1 if none.
-
-    The norm decreases monotonically; Newton steps are kept inside a shrinking bracket and
-    replaced by bisection when they leave it.
-    """
-    _evolve(engine, levels, n_levels, coeff, tau_max, work)
-    norm, slope = _norm_and_slope(engine, levels, n_levels, work)
-    if norm > target:
-        return -1.0
-    lo, hi = 0.0, tau_max
-    tau = 0.0
-    _evolve(engine, levels, n_levels, coeff, tau, work)
-    norm, slope = _norm_and_slope(engine, levels, n_levels, work)
-    for _ in range(MAX_ROOT_STEPS):
-        f = norm - target
-        if f > 0:
-            lo = tau
-        else:
-            hi = tau
-        if slope < 0:
-            step = tau - f / slope
-        else:
-            step = -1.0
-        if not (lo < step < hi):
-            step = 0.5 * (lo + hi)
-        if (abs(step - tau) <= ROOT_TOLERANCE * max(1.0, tau)
-                or hi - lo <= ROOT_TOLERANCE * max(1.0, hi)):
-            return step
-        tau = step
-        _evolve(engine, levels, n_levels, coeff, tau, work)
-        norm, slope = _norm_and_slope(engine, levels, n_levels, work)
-    return tau
-
-
-@numba.njit(cache=True, nogil=True)
-def _support(engine, psi, levels):
-    """List the levels where ``psi`` has weight; returns their count."""
-    n = 0
-    for k in range(engine.level_ptr.size - 1):
-        for m in range(engine.level_ptr[k], engine.level_ptr[k + 1]):
-            if psi[m].real != 0.0 or psi[m].imag != 0.0:
-                levels[n] = k
-                n += 1
-                break
-    return n
-
-
-@numba.njit(cache=True, nogil=True)
-def _accumulate(tally, engine, levels, n_levels, psi, norm, k, user):
-    """Add the normalised amplitude-mode state at output time ``k`` to the running sums."""
+def _accumulate(tally, engine, levels, n_levels, psi, norm, k, user, parts):
+    """Add the amplitude-mode state ``psi`` (norm^2 ``norm``) at output time ``k`` to the sums,
+    working on the levels where it has weight only: populations; observables given in the
+    eigenbasis (a product over the occupied states); the state in the user's basis,
+    ``u = sum_m psi_m v_m`` over the occupied eigenstates (a real basis: real products over
+    contiguous rows), for the diagonal of rho and the observables diagonal in the user's basis;
+    for the full density matrix the state is kept for :func:`output.flush` instead."""
     scale = 1.0 / norm
-    d = psi.size
     for i in range(n_levels):
         lv = levels[i]
         for m in range(engine.level_ptr[lv], engine.level_ptr[lv + 1]):
             p = (psi[m].real ** 2 + psi[m].imag ** 2) * scale
             tally.pop_sum[k, m] += p
             tally.pop_sumsq[k, m] += p * p
+    user_needed = tally.rhodiag_sum.shape[0] > 0 or tally.buffer.shape[0] > 0
     for o in range(tally.observables.shape[0]):
+        if tally.diagonal_observable[o]:
+            user_needed = True
+            continue
         value = 0.0
         for i in range(n_levels):
             lv = levels[i]
@@ -249,27 +168,67 @@ def _accumulate(tally, engine, levels, n_levels, psi, norm, k, user):
         value *= scale
         tally.obs_sum[k, o] += value
         tally.obs_sumsq[k, o] += value * value
-    if tally.rho_sum.shape[0] == 0 and tally.rhodiag_sum.shape[0] == 0:
+    if not user_needed:
         return
-    root = np.sqrt(scale)
-    for r in range(d):
-        acc = 0j
-        for i in range(n_levels):
-            lv = levels[i]
-            for m in range(engine.level_ptr[lv], engine.level_ptr[lv + 1]):
-                acc += tally.eigenvectors[r, m] * psi[m]
-        user[r] = acc * root
-    if tally.rho_sum.shape[0] > 0:
+    _to_user(tally, engine, levels, n_levels, psi, np.sqrt(scale), parts)
+    re, im = parts[0], parts[1]
+    d = re.size
+    for o in range(tally.observables.shape[0]):
+        if tally.diagonal_observable[o]:
+            value = 0.0
+            for r in range(d):
+                value += tally.user_diagonal[o, r] * (re[r] * re[r] + im[r] * im[r])
+            tally.obs_sum[k, o] += value
+            tally.obs_sumsq[k, o] += value * value
+    if tally.rhodiag_sum.shape[0] > 0:
         for r in range(d):
-            for c in range(d):
-                value = user[r] * np.conj(user[c])
-                tally.rho_sum[k, r, c] += value
-                tally.rho_sumsq[k, r, c] += value.real ** 2 + 1j * value.imag ** 2
-    else:
-        for r in range(d):
-            p = user[r].real ** 2 + user[r].imag ** 2
+            p = re[r] * re[r] + im[r] * im[r]
             tally.rhodiag_sum[k, r] += p
             tally.rhodiag_sumsq[k, r] += p * p
+    if tally.buffer.shape[0] > 0:
+        for r in range(d):
+            user[r] = complex(re[r], im[r])
+        tally.buffer[k, tally.fill[k]] = user
+        tally.fill[k] += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _to_user(tally, engine, levels, n_levels, psi, scale, parts):
+    """``parts = (Re u, Im u)`` of ``u = scale sum_m psi_m v_m`` over the occupied eigenstates
+    ``m`` (rows ``v_m`` of the basis: contiguous, so the inner loops run over the user's basis
+    states as real multiply-adds, which the compiler vectorises)."""
+    re, im = parts[0], parts[1]
+    re[:] = 0.0
+    im[:] = 0.0
+    d = re.size
+    real = tally.real_basis.shape[0] > 0
+    for i in range(n_levels):
+        lv = levels[i]
+        for m in range(engine.level_ptr[lv], engine.level_ptr[lv + 1]):
+            a, b = psi[m].real * scale, psi[m].imag * scale
+            if real:
+                row = tally.real_basis[m]
+                for r in range(d):
+                    re[r] += a * row[r]
+                    im[r] += b * row[r]
+            else:
+                for r in range(d):
+                    v = tally.basis[m, r]
+                    re[r] += a * v.real - b * v.imag
+                    im[r] += a * v.imag + b * v.real
+
+
+@numba.njit(cache=True, nogil=True)
+def _support(engine, psi, levels):
+    """List the levels where ``psi`` has weight; returns their count."""
+    n = 0
+    for k in range(engine.level_ptr.size - 1):
+        for m in range(engine.level_ptr[k], engine.level_ptr[k + 1]):
+            if psi[m].real != 0.0 or psi[m].imag != 0.0:
+                levels[n] = k
+                n += 1
+                break
+    return n
 
 
 @numba.njit(cache=True, nogil=True)
@@ -421,7 +380,7 @@ def _finish(engine, tally, traj, levels, n_levels, psi):
 
 
 @numba.njit(cache=True, nogil=True)
-def _amplitude(engine, tally, rng, traj, levels, n_levels, t, k, work):
+def _amplitude(engine, tally, rng, traj, levels, n_levels, t, k, work, parts):
     """Amplitude mode: exact non-Hermitian evolution of the occupied level blocks and jumps.
 
     Starts from the normalised state ``work[0]`` with support ``levels[:n_levels]`` at time
@@ -429,28 +388,39 @@ def _amplitude(engine, tally, rng, traj, levels, n_levels, t, k, work):
     eigenstate of a non-degenerate level (pure mode takes over), or ``(-1, t, k)`` when the
     trajectory reaches ``t_final``.
     """
-    psi, coeff, new, user = work[0], work[1], work[2], work[3]
+    psi, coeff, new, phase, step, user = work[0], work[1], work[2], work[3], work[4], work[5]
     times = tally.times
     t_final = times[-1]
     while True:
         level = levels[0]
         if n_levels == 1 and engine.level_ptr[level + 1] - engine.level_ptr[level] == 1:
             return level, t, k
-        _to_right_coordinates(engine, levels, n_levels, psi, coeff)
+        to_right_coordinates(engine, levels, n_levels, psi, coeff)
         target = 1.0 - uniform(rng)
-        tau = _waiting_time(engine, levels, n_levels, coeff, target, t_final - t, new)
+        tau = waiting_time(engine, levels, n_levels, coeff, target, t_final - t, new)
         t_jump = t + tau if tau >= 0.0 else np.inf
+        # The output times before the jump: the phases by recurrence, one set of exponentials
+        # per distinct interval (one in all on a uniform grid).
+        interval = -1.0
+        first = k
         while k < times.size and times[k] < t_jump:
-            _evolve(engine, levels, n_levels, coeff, times[k] - t, new)
-            norm, _ = _norm_and_slope(engine, levels, n_levels, new)
-            _accumulate(tally, engine, levels, n_levels, new, norm, k, user)
+            if k == first:
+                phases(engine, levels, n_levels, times[k] - t, phase)
+            else:
+                if times[k] - times[k - 1] != interval:
+                    interval = times[k] - times[k - 1]
+                    phases(engine, levels, n_levels, interval, step)
+                advance(engine, levels, n_levels, phase, step)
+            norm = apply(engine, levels, n_levels, coeff, phase, new)
+            _accumulate(tally, engine, levels, n_levels, new, norm, k, user, parts)
             k += 1
         if n_levels == 1:
             tally.occupation_time[levels[0]] += min(t_jump, t_final) - t
-        if tau < 0.0:  # no jump before t_final: new holds the state at t_final
+        if tau < 0.0:  # no jump before t_final
+            evolve(engine, levels, n_levels, coeff, t_final - t, new)
             _finish(engine, tally, traj, levels, n_levels, new)
             return -1, t_final, k
-        _evolve(engine, levels, n_levels, coeff, tau, psi)
+        evolve(engine, levels, n_levels, coeff, tau, psi)
         new[:] = 0.0
         u = uniform(rng)
         if n_levels == 1:
@@ -472,7 +442,7 @@ def _amplitude(engine, tally, rng, traj, levels, n_levels, t, k, work):
 
 
 @numba.njit(cache=True, nogil=True)
-def _start(engine, initial, tally, traj, rng, component, levels, work):
+def _start(engine, initial, tally, traj, rng, component, levels, work, parts):
     """A trajectory that does not start in pure mode: from the initial ``component`` (an
     eigenstate of a degenerate level, or a superposition); runs :func:`_amplitude` from t = 0."""
     psi = work[0]
@@ -484,11 +454,11 @@ def _start(engine, initial, tally, traj, rng, component, levels, work):
         psi[:] = initial.psi[initial.vector[component]]
     n_levels = _support(engine, psi, levels)
     tally.initial_level[traj] = levels[0] if n_levels == 1 else -1
-    return _amplitude(engine, tally, rng, traj, levels, n_levels, 0.0, 0, work)
+    return _amplitude(engine, tally, rng, traj, levels, n_levels, 0.0, 0, work, parts)
 
 
 @numba.njit(cache=True, nogil=True)
-def _land(engine, tally, rng, traj, j, t, k, levels, work):
+def _land(engine, tally, rng, traj, j, t, k, levels, work, parts):
     """After the pure-mode jump ``j`` at time ``t``: ``(level, t, k)`` of the new state.
 
     Into a non-degenerate level the state is its eigenstate; into a degenerate one it is the
@@ -504,12 +474,12 @@ def _land(engine, tally, rng, traj, j, t, k, levels, work):
         psi[lo + r] = engine.trans_mat[start + r]
     levels[0] = level
     _normalise(engine, levels, 1, psi)
-    return _amplitude(engine, tally, rng, traj, levels, 1, t, k, work)
+    return _amplitude(engine, tally, rng, traj, levels, 1, t, k, work, parts)
 
 
 @numba.njit(cache=True, nogil=True)
 def _normalise(engine, levels, n_levels, psi):
-    norm, _ = _norm_and_slope(engine, levels, n_levels, psi)
+    norm, _ = norm_and_slope(engine, levels, n_levels, psi)
     scale = 1.0 / np.sqrt(norm)
     for i in range(n_levels):
         lv = levels[i]
@@ -543,7 +513,8 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
     log_time = tally.log_time
     pairs, trans_weight = engine.pairs, engine.trans_weight
     t_final = times[-1]
-    work = np.zeros((4, d), dtype=np.complex128)
+    work = np.zeros((6, d), dtype=np.complex128)  # psi, coeff, new, phase, step, user
+    parts = np.zeros((2, d))  # real and imaginary parts of the state in the user's basis
     levels = np.empty(n_level, dtype=np.int64)
     n_lanes = max(1, min(lanes, count))
     # pick: alias slot, then pair, then transition; row: the lane's chunk row (-1: idle)
@@ -571,7 +542,8 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
                         tally.initial_level[row[lane]] = level_of[m]
                     else:
                         level[lane], t[lane], k[lane] = _start(
-                            engine, initial, tally, row[lane], rng[lane], c, levels, work)
+                            engine, initial, tally, row[lane], rng[lane], c, levels, work,
+                            parts)
                     if level[lane] < 0:
                         row[lane] = -1
                         continue
@@ -656,7 +628,7 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
                     level[lane] = target[lane]
                     continue
                 level[lane], t[lane], k[lane] = _land(engine, tally, rng[lane], row[lane], j,
-                                                      t[lane], k[lane], levels, work)
+                                                      t[lane], k[lane], levels, work, parts)
                 if level[lane] < 0:
                     row[lane] = -1
     _count(trans_counts, taken, n_taken)

@@ -19,6 +19,7 @@ from ...physics.matrices import as_array
 from ..base import replay_jumps
 from . import kernels
 from .generator import DaviesGenerator
+from .output import flush
 
 # Tally arrays that are sums over trajectories. Integer counts add exactly in any order and
 # accumulate in place; float sums are made per chunk and merged with compensation.
@@ -29,6 +30,9 @@ SUM_FIELDS = INT_FIELDS + FLOAT_FIELDS
 
 
 
+# Amplitude-mode states are kept for the matrix products of output.flush: about this many
+# complex numbers per kernel call (32 MiB), which sets the trajectories per call.
+OUTPUT_BUFFER_ELEMENTS = 1 << 21
 # A degenerate level's block of H_eff is diagonalised as R diag(lambda) R^-1; eigenvectors this
 # ill-conditioned mean a (nearly) defective block, whose evolution R^-1 would amplify rounding
 # by as much: refused.
@@ -186,7 +190,8 @@ def new_tally(generator: DaviesGenerator, engine: kernels.Engine, times: np.ndar
     return empty_tally(engine, np.ascontiguousarray(times, dtype=float),
                        in_eigenbasis(generator, observables),
                        np.ascontiguousarray(generator.eigenvectors), density, count,
-                       len(generator.baths) if n_baths is None else n_baths, amplitude)
+                       len(generator.baths) if n_baths is None else n_baths, amplitude,
+                       user_diagonals(observables))
 
 
 def in_eigenbasis(generator: DaviesGenerator, observables: dict) -> np.ndarray:
@@ -204,15 +209,18 @@ def amplitude_possible(engine: kernels.Engine, initial: Initial) -> bool:
 
 def empty_tally(engine: kernels.Engine, times: np.ndarray, observables_eig: np.ndarray,
                 eigenvectors: np.ndarray, density: str, count: int, n_baths: int,
-                amplitude: bool = True) -> kernels.Tally:
+                amplitude: bool = True, user_diagonal: tuple | None = None) -> kernels.Tally:
     """A zeroed Tally from the engine and the read-only arrays (no generator needed: this is
     what ranks other than 0 use, with those arrays in shared memory).
 
     ``amplitude=False`` (see :func:`amplitude_possible`) gives the amplitude-mode sums zero
     size: they would never be written, and a pure-mode run then costs no (T, d) arrays per chunk.
+    ``user_diagonal``: ``(diagonals (nobs, d), flags (nobs,))`` of :func:`user_diagonals`.
     """
     d, L = engine.level_of.size, engine.level_ptr.size - 1
     T, n_obs = times.size, observables_eig.shape[0]
+    diagonals, flags = user_diagonal or (np.zeros((n_obs, d)), np.zeros(n_obs, dtype=bool))
+    basis = np.ascontiguousarray(eigenvectors.T)
     full = density == "full"
     diagonal = density == "diagonal"
     if not amplitude:
@@ -221,17 +229,65 @@ def empty_tally(engine: kernels.Engine, times: np.ndarray, observables_eig: np.n
         times=times,
         level_counts=np.zeros((L, times.size), dtype=np.int64),
         pop_sum=np.zeros((T, d)), pop_sumsq=np.zeros((T, d)),
-        observables=observables_eig, obs_sum=np.zeros((T, n_obs)), obs_sumsq=np.zeros((T, n_obs)),
-        eigenvectors=eigenvectors,
+        observables=observables_eig, user_diagonal=diagonals, diagonal_observable=flags,
+        obs_sum=np.zeros((T, n_obs)), obs_sumsq=np.zeros((T, n_obs)),
+        basis=basis, real_basis=real_part(basis),
         rho_sum=np.zeros((T, d, d) if full else (0, 0, 0), dtype=complex),
         rho_sumsq=np.zeros((T, d, d) if full else (0, 0, 0), dtype=complex),
         rhodiag_sum=np.zeros((T, d) if diagonal else (0, 0)),
         rhodiag_sumsq=np.zeros((T, d) if diagonal else (0, 0)),
         jump_counts=np.zeros(engine.chan_ptr.size - 1, dtype=np.int64),
         trans_counts=np.zeros(engine.trans_channel.size, dtype=np.int64),
-        occupation_time=np.zeros(L),
+        occupation_time=np.zeros(L), **output_buffer(T if full else 0, count, d),
         **new_records(count, n_baths), **new_log(0),
     )
+
+
+def real_part(matrix: np.ndarray) -> np.ndarray:
+    """A complex matrix's real part when it has no imaginary part (real eigenvectors: the
+    output's basis change takes two real matrix products), else an empty (0, 0) array."""
+    if np.any(matrix.imag):
+        return np.zeros((0, 0))
+    return np.ascontiguousarray(matrix.real)
+
+
+def output_buffer(T: int, count: int, d: int) -> dict[str, np.ndarray]:
+    """Room for the amplitude-mode states of ``count`` trajectories at the ``T`` output times
+    (``T = 0``: none; only the full density matrix needs them): one row per trajectory and
+    output time at most (np.empty: pages that are never written cost no memory)."""
+    return {"buffer": np.empty((T, count, d), dtype=complex),
+            "fill": np.zeros(T, dtype=np.int64)}
+
+
+def call_rows(T: int, d: int) -> int:
+    """Trajectories per kernel call when amplitude mode is possible: their output buffer holds
+    about OUTPUT_BUFFER_ELEMENTS complex numbers."""
+    return max(1, OUTPUT_BUFFER_ELEMENTS // max(1, T * d))
+
+
+def run_kernel(engine, initial, tally: kernels.Tally, key, first: int, count: int,
+               lanes: int = kernels.LANES) -> int:
+    """:func:`kernels.run_chunk`, then the amplitude-mode states it kept added to the sums
+    (:func:`jumps.generators.channels.output.flush`); returns the number of jumps."""
+    jumps = kernels.run_chunk(engine, initial, tally, key, first, count, lanes)
+    flush(tally)
+    return int(jumps)
+
+
+def user_diagonals(observables: dict) -> tuple[np.ndarray, np.ndarray]:
+    """``(diagonals (nobs, d), flags (nobs,))``: which observables (user's basis, dense or
+    sparse) are diagonal there (every off-diagonal element exactly zero), and their
+    diagonals. The kernel evaluates those from the populations in the user's basis."""
+    n = len(observables)
+    first = next(iter(observables.values()), None)
+    d = 0 if first is None else first.shape[0]
+    diagonals, flags = np.zeros((n, d)), np.zeros(n, dtype=bool)
+    for o, operator in enumerate(observables.values()):
+        dense = as_array(operator)
+        diagonal = np.diag(dense)
+        flags[o] = not np.any(dense - np.diag(diagonal))
+        diagonals[o] = np.real(diagonal)
+    return diagonals, flags
 
 
 def fresh_tally(template: kernels.Tally, count: int,
@@ -240,7 +296,9 @@ def fresh_tally(template: kernels.Tally, count: int,
     trajectories; the integer counters are ``counters`` (accumulated in place) or zeros."""
     zeros = {name: np.zeros_like(getattr(template, name)) for name in FLOAT_FIELDS}
     counters = counters or {name: np.zeros_like(getattr(template, name)) for name in INT_FIELDS}
-    return template._replace(**zeros, **counters, **new_records(count, template.heat.shape[1]))
+    buffer = output_buffer(template.buffer.shape[0], count, template.buffer.shape[2])
+    return template._replace(**zeros, **counters, **buffer,
+                             **new_records(count, template.heat.shape[1]))
 
 
 
@@ -348,13 +406,20 @@ class ChunkRunner:
         self.records = new_records(ntraj, template.heat.shape[1])
 
     def run(self, first: int, count: int) -> int:
-        """Run trajectories ``first .. first+count-1``; returns their number of jumps."""
-        tally = fresh_tally(self.template, count, self.counters)
-        jumps = kernels.run_chunk(self.engine, self.initial, tally, self.key, first, count)
-        self.accumulator.add({name: getattr(tally, name) for name in FLOAT_FIELDS})
-        for name, values in self.records.items():
-            values[first:first + count] = getattr(tally, name)
-        return int(jumps)
+        """Run trajectories ``first .. first+count-1``; returns their number of jumps. With
+        amplitude mode possible, in calls of at most :func:`call_rows` trajectories (their
+        output buffer stays small)."""
+        T, d = self.template.buffer.shape[0], self.template.buffer.shape[2]
+        step = call_rows(T, d) if T else count
+        jumps = 0
+        for start in range(first, first + count, max(step, 1)):
+            n = min(step, first + count - start)
+            tally = fresh_tally(self.template, n, self.counters)
+            jumps += run_kernel(self.engine, self.initial, tally, self.key, start, n)
+            self.accumulator.add({name: getattr(tally, name) for name in FLOAT_FIELDS})
+            for name, values in self.records.items():
+                values[start:start + n] = getattr(tally, name)
+        return jumps
 
     def jump_list(self, trajectories: int) -> dict[str, np.ndarray]:
         """Every jump of trajectories ``0..K-1``, replayed from their own streams
@@ -362,7 +427,7 @@ class ChunkRunner:
         Bohr frequency, source and target levels."""
         def replay(index: int, capacity: int) -> dict[str, np.ndarray]:
             tally = fresh_tally(self.template, 1)._replace(**new_log(capacity))
-            kernels.run_chunk(self.engine, self.initial, tally, self.key, index, 1)
+            run_kernel(self.engine, self.initial, tally, self.key, index, 1)
             return tally._asdict()
 
         jumps = replay_jumps(replay, trajectories)

@@ -11,8 +11,13 @@ from ...errors import ConfigError
 from ...physics import counting
 from ...physics.exact import MAX_EXACT_DIMENSION
 from ..base import DIAGONAL_KINDS, Cost, Diagnostics, InitialState, Unravelling, table_rows
-from . import kernels
-from .generator import DaviesGenerator, build_generator, diagnostics
+from .generator import (
+    DaviesGenerator,
+    build_generator,
+    check_cached_arrays,
+    diagnostics,
+    max_escape_rate,
+)
 from .unravel import (
     ChunkRunner,
     amplitude_possible,
@@ -21,7 +26,9 @@ from .unravel import (
     in_eigenbasis,
     mixture,
     pack_engine,
+    run_kernel,
     sampled_eigenstates,
+    user_diagonals,
 )
 
 # Bytes per stored eigenbasis entry of the channel generator and its kernel tables, measured
@@ -37,6 +44,8 @@ ChannelsInput = namedtuple("ChannelsInput", [
     "initial",          # Initial
     "observables",      # (nobs, d, d) complex: the observables in the eigenbasis
     "eigenvectors",     # (d, d) complex: columns are the eigenstates in the user's basis
+    "user_diagonal",    # (nobs, d) float: observables' diagonals in the user's basis
+    "diagonal_observable",  # (nobs,) bool: observables diagonal in the user's basis
 ])
 
 
@@ -84,6 +93,12 @@ class Channels(Unravelling):
         values.update({k: v for k, v in meta.items() if k in names})
         return DaviesGenerator(**values, baths=baths)
 
+    def check_arrays(self, arrays: dict[str, np.ndarray], meta: dict, n_baths: int) -> None:
+        check_cached_arrays(arrays, meta, n_baths)
+
+    def max_escape_rate(self, generator: DaviesGenerator) -> float:
+        return max_escape_rate(generator)
+
     # -- run -------------------------------------------------------------------------------
 
     def pack(self, generator: DaviesGenerator, state: InitialState, times: np.ndarray,
@@ -96,23 +111,27 @@ class Channels(Unravelling):
         else:
             vector = g.eigenvectors[:, state.index] if state.kind == "eigenstate" else state.vector
             initial = mixture(g, np.ones(1), vector[None, :])
+        diagonals, flags = user_diagonals(observables)
         return ChannelsInput(engine=pack_engine(g), initial=initial,
                              observables=in_eigenbasis(g, observables),
-                             eigenvectors=np.ascontiguousarray(g.eigenvectors))
+                             eigenvectors=np.ascontiguousarray(g.eigenvectors),
+                             user_diagonal=diagonals.reshape(len(observables), g.dimension),
+                             diagonal_observable=flags)
 
     def _template(self, plan):
         arrays = plan.arrays
         return empty_tally(arrays.engine, plan.times, arrays.observables, arrays.eigenvectors,
                            plan.density, 0, plan.n_baths,
-                           amplitude_possible(arrays.engine, arrays.initial))
+                           amplitude_possible(arrays.engine, arrays.initial),
+                           (arrays.user_diagonal, arrays.diagonal_observable))
 
     def runner(self, plan) -> ChunkRunner:
         return ChunkRunner(plan.arrays.engine, plan.arrays.initial, self._template(plan),
                            plan.key, plan.ntraj)
 
     def warm_up(self, plan) -> None:
-        kernels.run_chunk(plan.arrays.engine, plan.arrays.initial, self._template(plan),
-                          plan.key, 0, 0)
+        run_kernel(plan.arrays.engine, plan.arrays.initial, self._template(plan), plan.key,
+                   0, 0)
 
     def finalize(self, generator: DaviesGenerator, plan, sums: dict[str, np.ndarray],
                  n: int) -> dict[str, np.ndarray]:

@@ -1,0 +1,176 @@
+"""The exact no-jump evolution of amplitude mode, and the waiting time to the next jump.
+
+``H_eff = H + H_LS - (i/2) K`` is block diagonal over the energy levels; each level block is
+diagonalised once (``R diag(lambda) R^-1``, :func:`jumps.generators.channels.unravel.pack_engine`),
+so a state kept in R-coordinates ``c`` evolves as ``psi(tau) = R exp(-i lambda tau) c`` on the
+levels where it has weight, with no time step. The waiting time solves ``||psi(tau)||^2 = r``
+by safeguarded Newton/bisection; on non-degenerate levels the norm is a sum of real
+exponentials (:func:`decay`), with no phases to compute.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+# The waiting time's root search stops when a step or the bracket is below this, relative to
+# the time (the norm it inverts is itself rounded at ~1e-16).
+ROOT_TOLERANCE = 1e-14
+# A cap that only rules out an endless loop: 200 bisections alone would shrink any bracket by
+# 2^-200 ~ 1e-60, far past ROOT_TOLERANCE.
+MAX_ROOT_STEPS = 200
+
+
+@numba.njit(cache=True, nogil=True)
+def evolve(engine, levels, n_levels, coeff, tau, out):
+    """``out = R exp(-i lambda tau) coeff`` on the listed levels (coeff in R-coordinates)."""
+    for i in range(n_levels):
+        k = levels[i]
+        lo, hi = engine.level_ptr[k], engine.level_ptr[k + 1]
+        b = hi - lo
+        if b == 1:
+            out[lo] = coeff[lo] * np.exp(-1j * engine.heff_lambda[lo] * tau)
+            continue
+        start = engine.block_ptr[k]
+        out[lo:hi] = 0.0
+        for c in range(b):  # one exponential per component, then the block's column
+            phased = coeff[lo + c] * np.exp(-1j * engine.heff_lambda[lo + c] * tau)
+            for r in range(b):
+                out[lo + r] += engine.heff_right[start + r * b + c] * phased
+
+
+@numba.njit(cache=True, nogil=True)
+def phases(engine, levels, n_levels, tau, phase):
+    """``phase[m] = exp(-i lambda_m tau)`` on the listed levels."""
+    for i in range(n_levels):
+        k = levels[i]
+        for m in range(engine.level_ptr[k], engine.level_ptr[k + 1]):
+            phase[m] = np.exp(-1j * engine.heff_lambda[m] * tau)
+
+
+@numba.njit(cache=True, nogil=True)
+def advance(engine, levels, n_levels, phase, step):
+    """``phase *= step`` on the listed levels (the phases one output interval later)."""
+    for i in range(n_levels):
+        k = levels[i]
+        for m in range(engine.level_ptr[k], engine.level_ptr[k + 1]):
+            phase[m] *= step[m]
+
+
+@numba.njit(cache=True, nogil=True)
+def apply(engine, levels, n_levels, coeff, phase, out):
+    """``out = R (phase * coeff)``: the state from its R-coordinates and its phases; returns
+    its squared norm."""
+    norm = 0.0
+    for i in range(n_levels):
+        k = levels[i]
+        lo, hi = engine.level_ptr[k], engine.level_ptr[k + 1]
+        b = hi - lo
+        if b == 1:
+            out[lo] = coeff[lo] * phase[lo]
+        else:
+            start = engine.block_ptr[k]
+            out[lo:hi] = 0.0
+            for c in range(b):
+                phased = coeff[lo + c] * phase[lo + c]
+                for r in range(b):
+                    out[lo + r] += engine.heff_right[start + r * b + c] * phased
+        for m in range(lo, hi):
+            norm += out[m].real ** 2 + out[m].imag ** 2
+    return norm
+
+
+@numba.njit(cache=True, nogil=True)
+def decay(engine, levels, n_levels, coeff, tau):
+    """``||psi(tau)||^2 = sum_m |c_m|^2 exp(-K_m tau)`` and its derivative, for a state on
+    non-degenerate levels only (there ``R = 1`` and ``|exp(-i lambda tau)|^2 = exp(-K tau)``
+    with ``K = -2 Im lambda``: real exponentials, no phases)."""
+    norm = 0.0
+    slope = 0.0
+    for i in range(n_levels):
+        m = engine.level_ptr[levels[i]]
+        rate = -2.0 * engine.heff_lambda[m].imag
+        weight = (coeff[m].real ** 2 + coeff[m].imag ** 2) * np.exp(-rate * tau)
+        norm += weight
+        slope -= rate * weight
+    return norm, slope
+
+
+@numba.njit(cache=True, nogil=True)
+def norm_at(engine, levels, n_levels, coeff, tau, work, single):
+    """``||psi(tau)||^2`` and its time derivative: by :func:`decay` when every level is
+    non-degenerate (``single``), else from the evolved state (into ``work``)."""
+    if single:
+        return decay(engine, levels, n_levels, coeff, tau)
+    evolve(engine, levels, n_levels, coeff, tau, work)
+    return norm_and_slope(engine, levels, n_levels, work)
+
+
+@numba.njit(cache=True, nogil=True)
+def norm_and_slope(engine, levels, n_levels, psi):
+    """``||psi||^2`` and its time derivative ``-psi^dag K psi`` on the listed levels."""
+    norm = 0.0
+    slope = 0.0
+    for i in range(n_levels):
+        k = levels[i]
+        lo, hi = engine.level_ptr[k], engine.level_ptr[k + 1]
+        b = hi - lo
+        start = engine.block_ptr[k]
+        for r in range(b):
+            norm += psi[lo + r].real ** 2 + psi[lo + r].imag ** 2
+            acc = 0j
+            for c in range(b):
+                acc += engine.decay[start + r * b + c] * psi[lo + c]
+            slope -= (np.conj(psi[lo + r]) * acc).real
+    return norm, slope
+
+
+@numba.njit(cache=True, nogil=True)
+def to_right_coordinates(engine, levels, n_levels, psi, coeff):
+    """``coeff = R^-1 psi`` on the listed levels."""
+    for i in range(n_levels):
+        k = levels[i]
+        lo, hi = engine.level_ptr[k], engine.level_ptr[k + 1]
+        b = hi - lo
+        start = engine.block_ptr[k]
+        for r in range(b):
+            acc = 0j
+            for c in range(b):
+                acc += engine.heff_left[start + r * b + c] * psi[lo + c]
+            coeff[lo + r] = acc
+
+
+@numba.njit(cache=True, nogil=True)
+def waiting_time(engine, levels, n_levels, coeff, target, tau_max, work):
+    """Smallest ``tau`` in [0, tau_max] with ``||psi(tau)||^2 = target``, or -1 if none.
+
+    The norm decreases monotonically; Newton steps are kept inside a shrinking bracket and
+    replaced by bisection when they leave it.
+    """
+    single = True
+    for i in range(n_levels):
+        single = single and engine.level_ptr[levels[i] + 1] - engine.level_ptr[levels[i]] == 1
+    norm, slope = norm_at(engine, levels, n_levels, coeff, tau_max, work, single)
+    if norm > target:
+        return -1.0
+    lo, hi = 0.0, tau_max
+    tau = 0.0
+    norm, slope = norm_at(engine, levels, n_levels, coeff, tau, work, single)
+    for _ in range(MAX_ROOT_STEPS):
+        f = norm - target
+        if f > 0:
+            lo = tau
+        else:
+            hi = tau
+        if slope < 0:
+            step = tau - f / slope
+        else:
+            step = -1.0
+        if not (lo < step < hi):
+            step = 0.5 * (lo + hi)
+        if (abs(step - tau) <= ROOT_TOLERANCE * max(1.0, tau)
+                or hi - lo <= ROOT_TOLERANCE * max(1.0, hi)):
+            return step
+        tau = step
+        norm, slope = norm_at(engine, levels, n_levels, coeff, tau, work, single)
+    return tau
