@@ -91,8 +91,9 @@ Tally = namedtuple("Tally", [
     "pop_sumsq",        # (T, d) float
     "observables",      # (nobs, d, d) complex, energy eigenbasis
     "user_diagonal",    # (nobs, d) float: the observable's diagonal in the user's basis, used
-                        #   for the observables flagged in diagonal_observable
-    "diagonal_observable",  # (nobs,) bool: diagonal in the user's basis
+                        #   for the observables of mode USER_DIAGONAL
+    "observable_mode",  # (nobs,) int64: how the amplitude path evaluates each observable
+                        #   (DENSE, USER_DIAGONAL, LEVEL_BLOCKS; unravel.observable_modes)
     "obs_sum",          # (T, nobs) float (amplitude mode only)
     "obs_sumsq",        # (T, nobs) float
     "basis",            # (d, d) complex: row m = eigenstate m in the user's basis (V^T)
@@ -126,6 +127,11 @@ Tally = namedtuple("Tally", [
     "log_levels",       # (capacity, 2) int64: source and target levels (-1: several)
     "log_count",        # (1,) int64: jumps seen (may exceed capacity: then re-run larger)
 ])
+# Observable modes (Tally.observable_mode): a dense product over the occupied eigenstates;
+# the diagonal in the user's basis, after the basis change the diagonal of rho needs anyway;
+# blocks of the eigenbasis matrix within each occupied level (conserved quantities such as the
+# energy: a single-level state costs b^2, not d^2).
+DENSE, USER_DIAGONAL, LEVEL_BLOCKS = 0, 1, 2
 # The largest double below 1: the rescaled remainder of a uniform stays in [0, 1).
 BELOW_ONE = float(np.nextafter(1.0, 0.0))
 # Transitions taken by pure-mode jumps are buffered and counted in one loop (random increments
@@ -139,7 +145,8 @@ TAKEN_BUFFER = 4096
 def _accumulate(tally, engine, levels, n_levels, psi, norm, k, user, parts):
     """Add the amplitude-mode state ``psi`` (norm^2 ``norm``) at output time ``k`` to the sums,
     working on the levels where it has weight only: populations; observables given in the
-    eigenbasis (a product over the occupied states); the state in the user's basis,
+    eigenbasis (a product over the occupied states, or within each occupied level for
+    LEVEL_BLOCKS observables); the state in the user's basis,
     ``u = sum_m psi_m v_m`` over the occupied eigenstates (a real basis: real products over
     contiguous rows), for the diagonal of rho and the observables diagonal in the user's basis;
     for the full density matrix the state is kept for :func:`output.flush` instead."""
@@ -152,7 +159,8 @@ def _accumulate(tally, engine, levels, n_levels, psi, norm, k, user, parts):
             tally.pop_sumsq[k, m] += p * p
     user_needed = tally.rhodiag_sum.shape[0] > 0 or tally.buffer.shape[0] > 0
     for o in range(tally.observables.shape[0]):
-        if tally.diagonal_observable[o]:
+        mode = tally.observable_mode[o]
+        if mode == USER_DIAGONAL:
             user_needed = True
             continue
         value = 0.0
@@ -160,10 +168,14 @@ def _accumulate(tally, engine, levels, n_levels, psi, norm, k, user, parts):
             lv = levels[i]
             for m in range(engine.level_ptr[lv], engine.level_ptr[lv + 1]):
                 acc = 0j
-                for j in range(n_levels):
-                    lw = levels[j]
-                    for n in range(engine.level_ptr[lw], engine.level_ptr[lw + 1]):
+                if mode == LEVEL_BLOCKS:
+                    for n in range(engine.level_ptr[lv], engine.level_ptr[lv + 1]):
                         acc += tally.observables[o, m, n] * psi[n]
+                else:
+                    for j in range(n_levels):
+                        lw = levels[j]
+                        for n in range(engine.level_ptr[lw], engine.level_ptr[lw + 1]):
+                            acc += tally.observables[o, m, n] * psi[n]
                 value += (np.conj(psi[m]) * acc).real
         value *= scale
         tally.obs_sum[k, o] += value
@@ -174,7 +186,7 @@ def _accumulate(tally, engine, levels, n_levels, psi, norm, k, user, parts):
     re, im = parts[0], parts[1]
     d = re.size
     for o in range(tally.observables.shape[0]):
-        if tally.diagonal_observable[o]:
+        if tally.observable_mode[o] == USER_DIAGONAL:
             value = 0.0
             for r in range(d):
                 value += tally.user_diagonal[o, r] * (re[r] * re[r] + im[r] * im[r])

@@ -39,6 +39,9 @@ OUTPUT_BUFFER_ELEMENTS = 1 << 21
 MAX_EIGENVECTOR_CONDITION = 1e8
 # Initial amplitudes (eigenbasis) this small are rounding from the basis change: zeroed.
 ROUNDING_AMPLITUDE = 1e-14
+# An observable whose eigenbasis elements between different levels are all below this times
+# its largest element is evaluated within levels (observable_modes).
+LEVEL_BLOCK_TOL = 1e-12
 
 
 def pack_engine(generator: DaviesGenerator) -> kernels.Engine:
@@ -187,11 +190,11 @@ def new_tally(generator: DaviesGenerator, engine: kernels.Engine, times: np.ndar
               n_baths: int | None = None, amplitude: bool = True) -> kernels.Tally:
     """Zeroed running sums; per-trajectory arrays sized for ``count`` trajectories
     (``amplitude``: see :func:`empty_tally`)."""
-    return empty_tally(engine, np.ascontiguousarray(times, dtype=float),
-                       in_eigenbasis(generator, observables),
+    observables_eig = in_eigenbasis(generator, observables)
+    return empty_tally(engine, np.ascontiguousarray(times, dtype=float), observables_eig,
                        np.ascontiguousarray(generator.eigenvectors), density, count,
                        len(generator.baths) if n_baths is None else n_baths, amplitude,
-                       user_diagonals(observables))
+                       observable_modes(observables, observables_eig, generator.level_of))
 
 
 def in_eigenbasis(generator: DaviesGenerator, observables: dict) -> np.ndarray:
@@ -209,17 +212,18 @@ def amplitude_possible(engine: kernels.Engine, initial: Initial) -> bool:
 
 def empty_tally(engine: kernels.Engine, times: np.ndarray, observables_eig: np.ndarray,
                 eigenvectors: np.ndarray, density: str, count: int, n_baths: int,
-                amplitude: bool = True, user_diagonal: tuple | None = None) -> kernels.Tally:
+                amplitude: bool = True, modes: tuple | None = None) -> kernels.Tally:
     """A zeroed Tally from the engine and the read-only arrays (no generator needed: this is
     what ranks other than 0 use, with those arrays in shared memory).
 
     ``amplitude=False`` (see :func:`amplitude_possible`) gives the amplitude-mode sums zero
     size: they would never be written, and a pure-mode run then costs no (T, d) arrays per chunk.
-    ``user_diagonal``: ``(diagonals (nobs, d), flags (nobs,))`` of :func:`user_diagonals`.
+    ``modes``: ``(diagonals (nobs, d), modes (nobs,))`` of :func:`observable_modes` (default:
+    every observable DENSE).
     """
     d, L = engine.level_of.size, engine.level_ptr.size - 1
     T, n_obs = times.size, observables_eig.shape[0]
-    diagonals, flags = user_diagonal or (np.zeros((n_obs, d)), np.zeros(n_obs, dtype=bool))
+    diagonals, flags = modes or (np.zeros((n_obs, d)), np.full(n_obs, kernels.DENSE))
     basis = np.ascontiguousarray(eigenvectors.T)
     full = density == "full"
     diagonal = density == "diagonal"
@@ -229,7 +233,7 @@ def empty_tally(engine: kernels.Engine, times: np.ndarray, observables_eig: np.n
         times=times,
         level_counts=np.zeros((L, times.size), dtype=np.int64),
         pop_sum=np.zeros((T, d)), pop_sumsq=np.zeros((T, d)),
-        observables=observables_eig, user_diagonal=diagonals, diagonal_observable=flags,
+        observables=observables_eig, user_diagonal=diagonals, observable_mode=flags,
         obs_sum=np.zeros((T, n_obs)), obs_sumsq=np.zeros((T, n_obs)),
         basis=basis, real_basis=real_part(basis),
         rho_sum=np.zeros((T, d, d) if full else (0, 0, 0), dtype=complex),
@@ -274,20 +278,33 @@ def run_kernel(engine, initial, tally: kernels.Tally, key, first: int, count: in
     return int(jumps)
 
 
-def user_diagonals(observables: dict) -> tuple[np.ndarray, np.ndarray]:
-    """``(diagonals (nobs, d), flags (nobs,))``: which observables (user's basis, dense or
-    sparse) are diagonal there (every off-diagonal element exactly zero), and their
-    diagonals. The kernel evaluates those from the populations in the user's basis."""
+def observable_modes(observables: dict, observables_eig: np.ndarray,
+                     level_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(diagonals (nobs, d), modes (nobs,) int64)``: how the amplitude path evaluates each
+    observable (``kernels.DENSE``, ``USER_DIAGONAL``, ``LEVEL_BLOCKS``) and its diagonal in the
+    user's basis.
+
+    - LEVEL_BLOCKS: the eigenbasis matrix has no element between different levels above
+      ``LEVEL_BLOCK_TOL`` times its largest (the energy, any conserved quantity: what is left is
+      the rounding of the basis change). Those elements are left out: the expectation changes by
+      at most ``d LEVEL_BLOCK_TOL max|O|``, far below any trajectory average's standard error.
+    - USER_DIAGONAL: every off-diagonal element in the user's basis exactly zero (``Mz``): the
+      kernel uses the user's-basis populations.
+    - DENSE otherwise."""
     n = len(observables)
-    first = next(iter(observables.values()), None)
-    d = 0 if first is None else first.shape[0]
-    diagonals, flags = np.zeros((n, d)), np.zeros(n, dtype=bool)
+    d = observables_eig.shape[1] if observables_eig.ndim == 3 else 0
+    diagonals, modes = np.zeros((n, d)), np.full(n, kernels.DENSE, dtype=np.int64)
+    across = level_of[:, None] != level_of[None, :]
     for o, operator in enumerate(observables.values()):
         dense = as_array(operator)
         diagonal = np.diag(dense)
-        flags[o] = not np.any(dense - np.diag(diagonal))
         diagonals[o] = np.real(diagonal)
-    return diagonals, flags
+        eig = np.abs(observables_eig[o])
+        if not np.any(eig[across] > LEVEL_BLOCK_TOL * eig.max(initial=0.0)):
+            modes[o] = kernels.LEVEL_BLOCKS
+        elif not np.any(dense - np.diag(diagonal)):
+            modes[o] = kernels.USER_DIAGONAL
+    return diagonals, modes
 
 
 def fresh_tally(template: kernels.Tally, count: int,

@@ -25,10 +25,10 @@ from .unravel import (
     finalize,
     in_eigenbasis,
     mixture,
+    observable_modes,
     pack_engine,
     run_kernel,
     sampled_eigenstates,
-    user_diagonals,
 )
 
 # Bytes per stored eigenbasis entry of the channel generator and its kernel tables, measured
@@ -45,7 +45,7 @@ ChannelsInput = namedtuple("ChannelsInput", [
     "observables",      # (nobs, d, d) complex: the observables in the eigenbasis
     "eigenvectors",     # (d, d) complex: columns are the eigenstates in the user's basis
     "user_diagonal",    # (nobs, d) float: observables' diagonals in the user's basis
-    "diagonal_observable",  # (nobs,) bool: observables diagonal in the user's basis
+    "observable_mode",  # (nobs,) int64: kernels.DENSE, USER_DIAGONAL or LEVEL_BLOCKS
 ])
 
 
@@ -111,19 +111,20 @@ class Channels(Unravelling):
         else:
             vector = g.eigenvectors[:, state.index] if state.kind == "eigenstate" else state.vector
             initial = mixture(g, np.ones(1), vector[None, :])
-        diagonals, flags = user_diagonals(observables)
+        observables_eig = in_eigenbasis(g, observables)
+        diagonals, modes = observable_modes(observables, observables_eig, g.level_of)
         return ChannelsInput(engine=pack_engine(g), initial=initial,
-                             observables=in_eigenbasis(g, observables),
+                             observables=observables_eig,
                              eigenvectors=np.ascontiguousarray(g.eigenvectors),
                              user_diagonal=diagonals.reshape(len(observables), g.dimension),
-                             diagonal_observable=flags)
+                             observable_mode=modes)
 
     def _template(self, plan):
         arrays = plan.arrays
         return empty_tally(arrays.engine, plan.times, arrays.observables, arrays.eigenvectors,
                            plan.density, 0, plan.n_baths,
                            amplitude_possible(arrays.engine, arrays.initial),
-                           (arrays.user_diagonal, arrays.diagonal_observable))
+                           (arrays.user_diagonal, arrays.observable_mode))
 
     def runner(self, plan) -> ChunkRunner:
         return ChunkRunner(plan.arrays.engine, plan.arrays.initial, self._template(plan),
