@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__, generators
+from ..core.memory import gc_paused
 from ..core.sums import SPARSE_KEYS, Accumulator, mean_stderr
 from ..errors import ConfigError, RunFailure
 from ..physics import counting, exact
@@ -407,7 +408,8 @@ def _work(comm, plan: Plan, config: RunConfig, runner, saver: checkpoint.RankChe
         if chunk < 0:
             break
         first, count = plan.chunk_range(chunk)
-        jumps = runner.run(first, count)
+        with gc_paused():
+            jumps = runner.run(first, count)
         my_chunks.append(chunk)
         inject("chunk")
         inject(f"chunk-{len(my_chunks)}")

@@ -40,56 +40,59 @@ def evolve(engine, levels, n_levels, coeff, tau, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def phases(engine, levels, n_levels, tau, phase):
-    """``phase[m] = exp(-i lambda_m tau)`` on the listed levels."""
+def phases(level_ptr, lam, levels, n_levels, tau, phase):
+    """``phase[m] = exp(-i lambda_m tau)`` on the listed levels (``lam``: engine.heff_lambda).
+
+    These three run at every output time: they take the engine's arrays, not the engine
+    (Numba adds an atomic reference-count pair per array of a namedtuple argument per call)."""
     for i in range(n_levels):
         k = levels[i]
-        for m in range(engine.level_ptr[k], engine.level_ptr[k + 1]):
-            phase[m] = np.exp(-1j * engine.heff_lambda[m] * tau)
+        for m in range(level_ptr[k], level_ptr[k + 1]):
+            phase[m] = np.exp(-1j * lam[m] * tau)
 
 
 @numba.njit(cache=True, nogil=True)
-def advance(engine, levels, n_levels, phase, step):
+def advance(level_ptr, levels, n_levels, phase, step):
     """``phase *= step`` on the listed levels (the phases one output interval later)."""
     for i in range(n_levels):
         k = levels[i]
-        for m in range(engine.level_ptr[k], engine.level_ptr[k + 1]):
+        for m in range(level_ptr[k], level_ptr[k + 1]):
             phase[m] *= step[m]
 
 
 @numba.njit(cache=True, nogil=True)
-def apply(engine, levels, n_levels, coeff, phase, out):
+def apply(level_ptr, block_ptr, right, levels, n_levels, coeff, phase, out):
     """``out = R (phase * coeff)``: the state from its R-coordinates and its phases; returns
-    its squared norm."""
+    its squared norm (``right``: engine.heff_right)."""
     norm = 0.0
     for i in range(n_levels):
         k = levels[i]
-        lo, hi = engine.level_ptr[k], engine.level_ptr[k + 1]
+        lo, hi = level_ptr[k], level_ptr[k + 1]
         b = hi - lo
         if b == 1:
             out[lo] = coeff[lo] * phase[lo]
         else:
-            start = engine.block_ptr[k]
+            start = block_ptr[k]
             out[lo:hi] = 0.0
             for c in range(b):
                 phased = coeff[lo + c] * phase[lo + c]
                 for r in range(b):
-                    out[lo + r] += engine.heff_right[start + r * b + c] * phased
+                    out[lo + r] += right[start + r * b + c] * phased
         for m in range(lo, hi):
             norm += out[m].real ** 2 + out[m].imag ** 2
     return norm
 
 
 @numba.njit(cache=True, nogil=True)
-def decay(engine, levels, n_levels, coeff, tau):
+def decay(level_ptr, lam, levels, n_levels, coeff, tau):
     """``||psi(tau)||^2 = sum_m |c_m|^2 exp(-K_m tau)`` and its derivative, for a state on
     non-degenerate levels only (there ``R = 1`` and ``|exp(-i lambda tau)|^2 = exp(-K tau)``
-    with ``K = -2 Im lambda``: real exponentials, no phases)."""
+    with ``K = -2 Im lambda``: real exponentials, no phases). ``lam``: ``engine.heff_lambda``."""
     norm = 0.0
     slope = 0.0
     for i in range(n_levels):
-        m = engine.level_ptr[levels[i]]
-        rate = -2.0 * engine.heff_lambda[m].imag
+        m = level_ptr[levels[i]]
+        rate = -2.0 * lam[m].imag
         weight = (coeff[m].real ** 2 + coeff[m].imag ** 2) * np.exp(-rate * tau)
         norm += weight
         slope -= rate * weight
@@ -97,30 +100,47 @@ def decay(engine, levels, n_levels, coeff, tau):
 
 
 @numba.njit(cache=True, nogil=True)
-def norm_at(engine, levels, n_levels, coeff, tau, work, single):
-    """``||psi(tau)||^2`` and its time derivative: by :func:`decay` when every level is
-    non-degenerate (``single``), else from the evolved state (into ``work``)."""
-    if single:
-        return decay(engine, levels, n_levels, coeff, tau)
-    evolve(engine, levels, n_levels, coeff, tau, work)
-    return norm_and_slope(engine, levels, n_levels, work)
+def evolved_norm(level_ptr, block_ptr, lam, right, decay_blocks, levels, n_levels, coeff, tau,
+                 work):
+    """``||psi(tau)||^2`` and its time derivative from the evolved state (into ``work``), for
+    states on degenerate levels; the engine's arrays are passed one by one."""
+    for i in range(n_levels):
+        k = levels[i]
+        lo, hi = level_ptr[k], level_ptr[k + 1]
+        b = hi - lo
+        if b == 1:
+            work[lo] = coeff[lo] * np.exp(-1j * lam[lo] * tau)
+            continue
+        start = block_ptr[k]
+        work[lo:hi] = 0.0
+        for c in range(b):
+            phased = coeff[lo + c] * np.exp(-1j * lam[lo + c] * tau)
+            for r in range(b):
+                work[lo + r] += right[start + r * b + c] * phased
+    return block_norm(level_ptr, block_ptr, decay_blocks, levels, n_levels, work)
 
 
 @numba.njit(cache=True, nogil=True)
 def norm_and_slope(engine, levels, n_levels, psi):
     """``||psi||^2`` and its time derivative ``-psi^dag K psi`` on the listed levels."""
+    return block_norm(engine.level_ptr, engine.block_ptr, engine.decay, levels, n_levels, psi)
+
+
+@numba.njit(cache=True, nogil=True)
+def block_norm(level_ptr, block_ptr, decay_blocks, levels, n_levels, psi):
+    """:func:`norm_and_slope` on the engine's arrays."""
     norm = 0.0
     slope = 0.0
     for i in range(n_levels):
         k = levels[i]
-        lo, hi = engine.level_ptr[k], engine.level_ptr[k + 1]
+        lo, hi = level_ptr[k], level_ptr[k + 1]
         b = hi - lo
-        start = engine.block_ptr[k]
+        start = block_ptr[k]
         for r in range(b):
             norm += psi[lo + r].real ** 2 + psi[lo + r].imag ** 2
             acc = 0j
             for c in range(b):
-                acc += engine.decay[start + r * b + c] * psi[lo + c]
+                acc += decay_blocks[start + r * b + c] * psi[lo + c]
             slope -= (np.conj(psi[lo + r]) * acc).real
     return norm, slope
 
@@ -147,16 +167,27 @@ def waiting_time(engine, levels, n_levels, coeff, target, tau_max, work):
     The norm decreases monotonically; Newton steps are kept inside a shrinking bracket and
     replaced by bisection when they leave it.
     """
+    # The engine's arrays are bound once: Numba adds an atomic reference-count pair per array
+    # of a namedtuple argument at every call, and the norm is evaluated ~10 times per jump
+    # (passing the engine cost a quarter of the amplitude path's time).
+    level_ptr, block_ptr, lam = engine.level_ptr, engine.block_ptr, engine.heff_lambda
+    right, decay_blocks = engine.heff_right, engine.decay
     single = True
     for i in range(n_levels):
-        single = single and engine.level_ptr[levels[i] + 1] - engine.level_ptr[levels[i]] == 1
-    norm, slope = norm_at(engine, levels, n_levels, coeff, tau_max, work, single)
-    if norm > target:
-        return -1.0
+        single = single and level_ptr[levels[i] + 1] - level_ptr[levels[i]] == 1
+    tau = tau_max
     lo, hi = 0.0, tau_max
-    tau = 0.0
-    norm, slope = norm_at(engine, levels, n_levels, coeff, tau, work, single)
-    for _ in range(MAX_ROOT_STEPS):
+    for attempt in range(MAX_ROOT_STEPS + 2):
+        if single:
+            norm, slope = decay(level_ptr, lam, levels, n_levels, coeff, tau)
+        else:
+            norm, slope = evolved_norm(level_ptr, block_ptr, lam, right, decay_blocks, levels,
+                                       n_levels, coeff, tau, work)
+        if attempt == 0:  # at tau_max: no jump before it?
+            if norm > target:
+                return -1.0
+            tau = 0.0
+            continue
         f = norm - target
         if f > 0:
             lo = tau
@@ -172,5 +203,4 @@ def waiting_time(engine, levels, n_levels, coeff, target, tau_max, work):
                 or hi - lo <= ROOT_TOLERANCE * max(1.0, hi)):
             return step
         tau = step
-        norm, slope = norm_at(engine, levels, n_levels, coeff, tau, work, single)
     return tau

@@ -40,8 +40,8 @@ from ...core.random import uniform
 from .evolution import (
     advance,
     apply,
+    block_norm,
     evolve,
-    norm_and_slope,
     phases,
     to_right_coordinates,
     waiting_time,
@@ -83,6 +83,23 @@ Engine = namedtuple("Engine", [
 PAIR = np.dtype([("threshold", np.float64), ("weight", np.float64), ("frequency", np.float64),
                  ("alias", np.int64), ("first", np.int64), ("end", np.int64),
                  ("target", np.int64), ("unused", np.int64)])
+
+# The engine arrays a jump out of a superposition reads (_jump_general, _jump_from_level),
+# bound once per amplitude stretch: Numba adds an atomic reference-count pair per array of a
+# namedtuple argument at every call, and Engine has ~30.
+JumpTables = namedtuple("JumpTables", [
+    "level_ptr", "block_ptr", "decay", "trans_ptr", "trans_target", "trans_mat_ptr",
+    "trans_mat", "trans_channel", "chan_ptr", "chan_row", "chan_col", "chan_val"])
+
+# The arrays an output time reads and writes (_accumulate, _to_user), bound likewise.
+OutputSums = namedtuple("OutputSums", [
+    "level_ptr", "pop_sum", "pop_sumsq", "observables", "observable_mode", "user_diagonal",
+    "obs_sum", "obs_sumsq", "basis", "real_basis", "rhodiag_sum", "rhodiag_sumsq", "buffer",
+    "fill"])
+# The Tally's arrays a jump writes (_record_jump), bound once per amplitude stretch likewise.
+JumpRecords = namedtuple("JumpRecords", [
+    "heat", "n_jumps", "emissions", "absorptions", "first_jump_time", "dephasings",
+    "log_time", "log_code", "log_levels", "log_count"])
 
 Tally = namedtuple("Tally", [
     "times",            # (T,) float, ascending, times[0] >= 0
@@ -142,8 +159,9 @@ TAKEN_BUFFER = 4096
 # -- amplitude-mode helpers -----------------------------------------------------------------
 
 @numba.njit(cache=True, nogil=True)
-def _accumulate(tally, engine, levels, n_levels, psi, norm, k, user, parts):
-    """Add the amplitude-mode state ``psi`` (norm^2 ``norm``) at output time ``k`` to the sums,
+def _accumulate(sums, levels, n_levels, psi, norm, k, user, parts):
+    """Add the amplitude-mode state ``psi`` (norm^2 ``norm``) at output time ``k`` to the sums
+    (``sums``: :data:`OutputSums`),
     working on the levels where it has weight only: populations; observables given in the
     eigenbasis (a product over the occupied states, or within each occupied level for
     LEVEL_BLOCKS observables); the state in the user's basis,
@@ -151,61 +169,63 @@ def _accumulate(tally, engine, levels, n_levels, psi, norm, k, user, parts):
     contiguous rows), for the diagonal of rho and the observables diagonal in the user's basis;
     for the full density matrix the state is kept for :func:`output.flush` instead."""
     scale = 1.0 / norm
+    level_ptr, observables, modes = sums.level_ptr, sums.observables, sums.observable_mode
+    pop_sum, pop_sumsq, obs_sum, obs_sumsq = sums.pop_sum, sums.pop_sumsq, sums.obs_sum, sums.obs_sumsq
     for i in range(n_levels):
         lv = levels[i]
-        for m in range(engine.level_ptr[lv], engine.level_ptr[lv + 1]):
+        for m in range(level_ptr[lv], level_ptr[lv + 1]):
             p = (psi[m].real ** 2 + psi[m].imag ** 2) * scale
-            tally.pop_sum[k, m] += p
-            tally.pop_sumsq[k, m] += p * p
-    user_needed = tally.rhodiag_sum.shape[0] > 0 or tally.buffer.shape[0] > 0
-    for o in range(tally.observables.shape[0]):
-        mode = tally.observable_mode[o]
+            pop_sum[k, m] += p
+            pop_sumsq[k, m] += p * p
+    user_needed = sums.rhodiag_sum.shape[0] > 0 or sums.buffer.shape[0] > 0
+    for o in range(observables.shape[0]):
+        mode = modes[o]
         if mode == USER_DIAGONAL:
             user_needed = True
             continue
         value = 0.0
         for i in range(n_levels):
             lv = levels[i]
-            for m in range(engine.level_ptr[lv], engine.level_ptr[lv + 1]):
+            for m in range(level_ptr[lv], level_ptr[lv + 1]):
                 acc = 0j
                 if mode == LEVEL_BLOCKS:
-                    for n in range(engine.level_ptr[lv], engine.level_ptr[lv + 1]):
-                        acc += tally.observables[o, m, n] * psi[n]
+                    for n in range(level_ptr[lv], level_ptr[lv + 1]):
+                        acc += observables[o, m, n] * psi[n]
                 else:
                     for j in range(n_levels):
                         lw = levels[j]
-                        for n in range(engine.level_ptr[lw], engine.level_ptr[lw + 1]):
-                            acc += tally.observables[o, m, n] * psi[n]
+                        for n in range(level_ptr[lw], level_ptr[lw + 1]):
+                            acc += observables[o, m, n] * psi[n]
                 value += (np.conj(psi[m]) * acc).real
         value *= scale
-        tally.obs_sum[k, o] += value
-        tally.obs_sumsq[k, o] += value * value
+        obs_sum[k, o] += value
+        obs_sumsq[k, o] += value * value
     if not user_needed:
         return
-    _to_user(tally, engine, levels, n_levels, psi, np.sqrt(scale), parts)
+    _to_user(sums, levels, n_levels, psi, np.sqrt(scale), parts)
     re, im = parts[0], parts[1]
     d = re.size
-    for o in range(tally.observables.shape[0]):
-        if tally.observable_mode[o] == USER_DIAGONAL:
+    for o in range(observables.shape[0]):
+        if modes[o] == USER_DIAGONAL:
             value = 0.0
             for r in range(d):
-                value += tally.user_diagonal[o, r] * (re[r] * re[r] + im[r] * im[r])
-            tally.obs_sum[k, o] += value
-            tally.obs_sumsq[k, o] += value * value
-    if tally.rhodiag_sum.shape[0] > 0:
+                value += sums.user_diagonal[o, r] * (re[r] * re[r] + im[r] * im[r])
+            obs_sum[k, o] += value
+            obs_sumsq[k, o] += value * value
+    if sums.rhodiag_sum.shape[0] > 0:
         for r in range(d):
             p = re[r] * re[r] + im[r] * im[r]
-            tally.rhodiag_sum[k, r] += p
-            tally.rhodiag_sumsq[k, r] += p * p
-    if tally.buffer.shape[0] > 0:
+            sums.rhodiag_sum[k, r] += p
+            sums.rhodiag_sumsq[k, r] += p * p
+    if sums.buffer.shape[0] > 0:
         for r in range(d):
             user[r] = complex(re[r], im[r])
-        tally.buffer[k, tally.fill[k]] = user
-        tally.fill[k] += 1
+        sums.buffer[k, sums.fill[k]] = user
+        sums.fill[k] += 1
 
 
 @numba.njit(cache=True, nogil=True)
-def _to_user(tally, engine, levels, n_levels, psi, scale, parts):
+def _to_user(sums, levels, n_levels, psi, scale, parts):
     """``parts = (Re u, Im u)`` of ``u = scale sum_m psi_m v_m`` over the occupied eigenstates
     ``m`` (rows ``v_m`` of the basis: contiguous, so the inner loops run over the user's basis
     states as real multiply-adds, which the compiler vectorises)."""
@@ -213,19 +233,19 @@ def _to_user(tally, engine, levels, n_levels, psi, scale, parts):
     re[:] = 0.0
     im[:] = 0.0
     d = re.size
-    real = tally.real_basis.shape[0] > 0
+    real_basis, basis, level_ptr = sums.real_basis, sums.basis, sums.level_ptr
+    real = real_basis.shape[0] > 0
     for i in range(n_levels):
         lv = levels[i]
-        for m in range(engine.level_ptr[lv], engine.level_ptr[lv + 1]):
+        for m in range(level_ptr[lv], level_ptr[lv + 1]):
             a, b = psi[m].real * scale, psi[m].imag * scale
             if real:
-                row = tally.real_basis[m]
                 for r in range(d):
-                    re[r] += a * row[r]
-                    im[r] += b * row[r]
+                    re[r] += a * real_basis[m, r]
+                    im[r] += b * real_basis[m, r]
             else:
                 for r in range(d):
-                    v = tally.basis[m, r]
+                    v = basis[m, r]
                     re[r] += a * v.real - b * v.imag
                     im[r] += a * v.imag + b * v.real
 
@@ -244,69 +264,73 @@ def _support(engine, psi, levels):
 
 
 @numba.njit(cache=True, nogil=True)
-def _jump_from_level(engine, level, psi, new, u):
+def _jump_from_level(tables, level, psi, new, u):
     """Pick a transition out of a single (possibly degenerate) level with probability
-    ``||M psi_B||^2``; write ``M psi_B`` (unnormalised) into ``new``. Returns the entry."""
-    lo, hi = engine.level_ptr[level], engine.level_ptr[level + 1]
-    b = hi - lo
-    first, last = engine.trans_ptr[level], engine.trans_ptr[level + 1]
+    ``||M psi_B||^2``; write ``M psi_B`` (unnormalised) into ``new``. Returns the entry.
+
+    ``tables``: :data:`JumpTables`. Its arrays are bound once here and handed to
+    :func:`_transition_weight` one by one."""
+    level_ptr, trans_target = tables.level_ptr, tables.trans_target
+    mat_ptr, mat = tables.trans_mat_ptr, tables.trans_mat
+    lo = level_ptr[level]
+    b = level_ptr[level + 1] - lo
+    first, last = tables.trans_ptr[level], tables.trans_ptr[level + 1]
     total = 0.0
     for j in range(first, last):
-        total += _transition_weight(engine, j, level, psi)
+        total += _transition_weight(level_ptr, trans_target, mat_ptr, mat, j, lo, b, psi)
     x = u * total
     chosen = last - 1
     acc = 0.0
     for j in range(first, last):
-        acc += _transition_weight(engine, j, level, psi)
+        acc += _transition_weight(level_ptr, trans_target, mat_ptr, mat, j, lo, b, psi)
         if acc > x:
             chosen = j
             break
-    target = engine.trans_target[chosen]
-    tlo, thi = engine.level_ptr[target], engine.level_ptr[target + 1]
-    start = engine.trans_mat_ptr[chosen]
+    target = trans_target[chosen]
+    tlo, thi = level_ptr[target], level_ptr[target + 1]
+    start = mat_ptr[chosen]
     for r in range(thi - tlo):
         value = 0j
         for c in range(b):
-            value += engine.trans_mat[start + r * b + c] * psi[lo + c]
+            value += mat[start + r * b + c] * psi[lo + c]
         new[tlo + r] = value
     return chosen
 
 
 @numba.njit(cache=True, nogil=True)
-def _transition_weight(engine, j, level, psi):
-    lo, hi = engine.level_ptr[level], engine.level_ptr[level + 1]
-    b = hi - lo
-    target = engine.trans_target[j]
-    rows = engine.level_ptr[target + 1] - engine.level_ptr[target]
-    start = engine.trans_mat_ptr[j]
+def _transition_weight(level_ptr, trans_target, mat_ptr, mat, j, lo, b, psi):
+    """``||M_j psi_B||^2`` of transition entry ``j`` out of the level at ``lo`` (size b)."""
+    target = trans_target[j]
+    rows = level_ptr[target + 1] - level_ptr[target]
+    start = mat_ptr[j]
     weight = 0.0
     for r in range(rows):
         value = 0j
         for c in range(b):
-            value += engine.trans_mat[start + r * b + c] * psi[lo + c]
+            value += mat[start + r * b + c] * psi[lo + c]
         weight += value.real ** 2 + value.imag ** 2
     return weight
 
 
 @numba.njit(cache=True, nogil=True)
-def _level_decay(engine, level, psi):
+def _level_decay(level_ptr, block_ptr, decay, level, psi):
     """``<psi_B| K_B |psi_B>`` of one level block: the jump rate out of level ``B``. Distinct
     source levels jump through one channel into distinct target levels, so this is exactly
     ``sum_c ||L_c psi_B||^2`` (``K_B`` is built from the same entries)."""
-    lo, hi = engine.level_ptr[level], engine.level_ptr[level + 1]
+    lo, hi = level_ptr[level], level_ptr[level + 1]
     b = hi - lo
-    start = engine.block_ptr[level]
+    start = block_ptr[level]
     value = 0.0
     for r in range(b):
         acc = 0j
         for c in range(b):
-            acc += engine.decay[start + r * b + c] * psi[lo + c]
+            acc += decay[start + r * b + c] * psi[lo + c]
         value += (np.conj(psi[lo + r]) * acc).real
     return max(value, 0.0)
 
 
 @numba.njit(cache=True, nogil=True)
-def _jump_general(engine, psi, new, u, levels, n_levels):
+def _jump_general(tables, psi, new, u, levels, n_levels):
     """Pick a channel with probability ``||L_c psi||^2`` for a state spread over the levels
     ``levels[:n_levels]``; write ``L_c psi`` into ``new``. Returns the channel.
 
@@ -316,14 +340,15 @@ def _jump_general(engine, psi, new, u, levels, n_levels):
     (:func:`_jump_from_level`, with the uniform's remainder), and the channel's full
     ``L_c psi`` is applied. Cost O(sum_B b^2 + transitions out of B + nnz(L_c)), not
     O(all channels)."""
+    level_ptr, block_ptr, decay = tables.level_ptr, tables.block_ptr, tables.decay
     total = 0.0
     for i in range(n_levels):
-        total += _level_decay(engine, levels[i], psi)
+        total += _level_decay(level_ptr, block_ptr, decay, levels[i], psi)
     x = u * total
     acc = 0.0
     chosen, below, weight = -1, 0.0, 0.0
     for i in range(n_levels):
-        w = _level_decay(engine, levels[i], psi)
+        w = _level_decay(level_ptr, block_ptr, decay, levels[i], psi)
         if w <= 0.0:
             continue
         chosen, below, weight = levels[i], acc, w
@@ -331,9 +356,9 @@ def _jump_general(engine, psi, new, u, levels, n_levels):
         if acc > x:
             break
     rest = min(max((x - below) / weight, 0.0), BELOW_ONE)
-    j = _jump_from_level(engine, chosen, psi, new, rest)
-    channel = engine.trans_channel[j]
-    ptr, rows, cols, values = engine.chan_ptr, engine.chan_row, engine.chan_col, engine.chan_val
+    j = _jump_from_level(tables, chosen, psi, new, rest)
+    channel = tables.trans_channel[j]
+    ptr, rows, cols, values = tables.chan_ptr, tables.chan_row, tables.chan_col, tables.chan_val
     new[:] = 0.0
     for e in range(ptr[channel], ptr[channel + 1]):
         new[rows[e]] += values[e] * psi[cols[e]]
@@ -352,22 +377,23 @@ def _count(trans_counts, taken, n_taken):
 
 
 @numba.njit(cache=True, nogil=True)
-def _record_jump(tally, traj, bath, frequency, channel, time, source, target):
+def _record_jump(records, traj, bath, frequency, channel, time, source, target):
     """The per-trajectory records of a jump of trajectory row ``traj`` (as the pure-mode stage
-    of :func:`run_chunk` writes them), and the jump list if one is kept."""
-    tally.heat[traj, bath] += frequency
+    of :func:`run_chunk` writes them), and the jump list if one is kept. ``records``:
+    :data:`JumpRecords` (the Tally's arrays a jump writes)."""
+    records.heat[traj, bath] += frequency
     if frequency != 0.0:
-        tally.n_jumps[traj] += 1
+        records.n_jumps[traj] += 1
         if frequency > 0.0:
-            tally.emissions[traj, bath] += 1
+            records.emissions[traj, bath] += 1
         else:
-            tally.absorptions[traj, bath] += 1
-        tally.first_jump_time[traj] = min(tally.first_jump_time[traj], time)
+            records.absorptions[traj, bath] += 1
+        records.first_jump_time[traj] = min(records.first_jump_time[traj], time)
     else:
-        tally.dephasings[traj, bath] += 1
-    if tally.log_time.size > 0:
-        log_jump(tally.log_time, tally.log_code, tally.log_levels, tally.log_count, time,
-                 channel, source, target)
+        records.dephasings[traj, bath] += 1
+    if records.log_time.size > 0:
+        log_jump(records.log_time, records.log_code, records.log_levels, records.log_count,
+                 time, channel, source, target)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -403,6 +429,18 @@ def _amplitude(engine, tally, rng, traj, levels, n_levels, t, k, work, parts):
     psi, coeff, new, phase, step, user = work[0], work[1], work[2], work[3], work[4], work[5]
     times = tally.times
     t_final = times[-1]
+    tables = JumpTables(engine.level_ptr, engine.block_ptr, engine.decay, engine.trans_ptr,
+                        engine.trans_target, engine.trans_mat_ptr, engine.trans_mat,
+                        engine.trans_channel, engine.chan_ptr, engine.chan_row, engine.chan_col,
+                        engine.chan_val)
+    level_ptr, lam, right = engine.level_ptr, engine.heff_lambda, engine.heff_right
+    sums = OutputSums(level_ptr, tally.pop_sum, tally.pop_sumsq, tally.observables,
+                      tally.observable_mode, tally.user_diagonal, tally.obs_sum, tally.obs_sumsq,
+                      tally.basis, tally.real_basis, tally.rhodiag_sum, tally.rhodiag_sumsq,
+                      tally.buffer, tally.fill)
+    records = JumpRecords(tally.heat, tally.n_jumps, tally.emissions, tally.absorptions,
+                          tally.first_jump_time, tally.dephasings, tally.log_time,
+                          tally.log_code, tally.log_levels, tally.log_count)
     while True:
         level = levels[0]
         if n_levels == 1 and engine.level_ptr[level + 1] - engine.level_ptr[level] == 1:
@@ -417,14 +455,14 @@ def _amplitude(engine, tally, rng, traj, levels, n_levels, t, k, work, parts):
         first = k
         while k < times.size and times[k] < t_jump:
             if k == first:
-                phases(engine, levels, n_levels, times[k] - t, phase)
+                phases(level_ptr, lam, levels, n_levels, times[k] - t, phase)
             else:
                 if times[k] - times[k - 1] != interval:
                     interval = times[k] - times[k - 1]
-                    phases(engine, levels, n_levels, interval, step)
-                advance(engine, levels, n_levels, phase, step)
-            norm = apply(engine, levels, n_levels, coeff, phase, new)
-            _accumulate(tally, engine, levels, n_levels, new, norm, k, user, parts)
+                    phases(level_ptr, lam, levels, n_levels, interval, step)
+                advance(level_ptr, levels, n_levels, phase, step)
+            norm = apply(level_ptr, tables.block_ptr, right, levels, n_levels, coeff, phase, new)
+            _accumulate(sums, levels, n_levels, new, norm, k, user, parts)
             k += 1
         if n_levels == 1:
             tally.occupation_time[levels[0]] += min(t_jump, t_final) - t
@@ -437,19 +475,19 @@ def _amplitude(engine, tally, rng, traj, levels, n_levels, t, k, work, parts):
         u = uniform(rng)
         if n_levels == 1:
             source = levels[0]
-            j = _jump_from_level(engine, source, psi, new, u)
+            j = _jump_from_level(tables, source, psi, new, u)
             tally.trans_counts[j] += 1
             bath, w, code = engine.trans_bath[j], engine.trans_frequency[j], engine.trans_channel[j]
         else:
             source = -1
-            code = _jump_general(engine, psi, new, u, levels, n_levels)
+            code = _jump_general(tables, psi, new, u, levels, n_levels)
             tally.jump_counts[code] += 1
             bath, w = engine.chan_bath[code], engine.chan_frequency[code]
         psi[:] = new
         n_levels = _support(engine, psi, levels)
-        _record_jump(tally, traj, bath, w, code, t_jump, source,
+        _record_jump(records, traj, bath, w, code, t_jump, source,
                      levels[0] if n_levels == 1 else -1)
-        _normalise(engine, levels, n_levels, psi)
+        _normalise(engine.level_ptr, engine.block_ptr, engine.decay, levels, n_levels, psi)
         t = t_jump
 
 
@@ -485,17 +523,17 @@ def _land(engine, tally, rng, traj, j, t, k, levels, work, parts):
     for r in range(hi - lo):
         psi[lo + r] = engine.trans_mat[start + r]
     levels[0] = level
-    _normalise(engine, levels, 1, psi)
+    _normalise(engine.level_ptr, engine.block_ptr, engine.decay, levels, 1, psi)
     return _amplitude(engine, tally, rng, traj, levels, 1, t, k, work, parts)
 
 
 @numba.njit(cache=True, nogil=True)
-def _normalise(engine, levels, n_levels, psi):
-    norm, _ = norm_and_slope(engine, levels, n_levels, psi)
+def _normalise(level_ptr, block_ptr, decay_blocks, levels, n_levels, psi):
+    norm, _ = block_norm(level_ptr, block_ptr, decay_blocks, levels, n_levels, psi)
     scale = 1.0 / np.sqrt(norm)
     for i in range(n_levels):
         lv = levels[i]
-        for m in range(engine.level_ptr[lv], engine.level_ptr[lv + 1]):
+        for m in range(level_ptr[lv], level_ptr[lv + 1]):
             psi[m] *= scale
 
 
