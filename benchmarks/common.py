@@ -12,8 +12,10 @@ down by other jobs sharing the caches, so neither is an idle-machine figure).
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -23,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 # Measure this checkout's package, not whatever copy happens to be installed.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 from jumps.generators.channels.generator import DaviesGenerator, build_generator
 from jumps.physics import baths, models
@@ -81,14 +84,16 @@ def tfim_system(spins: int, h: float, hz: float, eta: float = 0.01, cutoff: floa
     return model, build_generator(model.hamiltonian, couplings, bath_list, lamb_shift=lamb_shift)
 
 
-def tfim_config(spins: int, h: float, hz: float, initial_state: dict, **run: object) -> str:
+def tfim_config(spins: int, h: float, hz: float, initial_state: dict,
+                bath: dict | None = None, **run: object) -> str:
     """TOML text of a ``python -m jumps run`` of the chain of :func:`tfim_system` (J = 1, an
     Ohmic bath eta = 0.01, cutoff 5, T = 1 on every site through ``sigma_x``) over
-    ``t in [0, 50]`` on 101 points, no density matrix; ``run`` adds or replaces [run] keys."""
+    ``t in [0, 50]`` on 101 points, no density matrix; ``bath`` adds keys to the [[baths]]
+    entry (e.g. ``{"lamb_shift": False}``), ``run`` adds or replaces [run] keys."""
     return dump_config({
         "system": {"model": "tfim_chain", "params": {"n": spins, "J": 1.0, "h": h, "hz": hz}},
         "baths": [{"coupling": "sx:*", "spectral_density": "ohmic", "eta": 0.01, "cutoff": 5.0,
-                   "temperature": 1.0}],
+                   "temperature": 1.0, **(bath or {})}],
         "initial_state": initial_state,
         "run": {"t_final": 50.0, "n_times": 101, "density_matrix": "none", **run},
     })
@@ -113,3 +118,52 @@ def format_table(headers: list[str], rows: list[list[object]]) -> str:
 def array_bytes(arrays) -> int:
     """Total bytes of the numpy arrays in an iterable."""
     return int(sum(np.asarray(a).nbytes for a in arrays))
+
+
+def magnetization(spins: int) -> np.ndarray:
+    """Dense ``Mz = sum_j sz_j`` on ``spins`` qubits (qubit 0 leftmost, ``|0> = up``)."""
+    sz = np.array([1.0, -1.0])
+    diagonal = sum(np.kron(np.kron(np.ones(2**j), sz), np.ones(2 ** (spins - j - 1)))
+                   for j in range(spins))
+    return np.diag(diagonal)
+
+
+def eigenbasis_qutip(generator: DaviesGenerator, lamb_shift: bool = False):
+    """``(H, c_ops)`` as sparse (CSR) ``qutip.Qobj`` in the energy eigenbasis, as an expert
+    sets up QuTiP for the Davies equation: ``H = diag(E) + H_LS`` (block diagonal) and one
+    collapse operator ``sqrt(gamma_a(w)) A_a(w)`` per channel, built straight from the
+    generator's channel entries (a handful of non-zeros each). dims ``[[d], [d]]``."""
+    import qutip
+    import scipy.sparse as sp
+
+    g, d = generator, generator.dimension
+    H = sp.diags(g.energies.astype(complex)).tocsr()
+    if lamb_shift:
+        H = (H + sp.csr_matrix(g.dense_blocks(g.lamb_shift_blocks))).tocsr()
+    dims = [[d], [d]]
+    roots = np.sqrt(g.channel_rate)
+    c_ops = []
+    for c in range(g.n_channels):
+        lo, hi = g.entry_ptr[c], g.entry_ptr[c + 1]
+        L = sp.csr_matrix((roots[c] * g.entry_value[lo:hi],
+                           (g.entry_row[lo:hi], g.entry_col[lo:hi])), shape=(d, d))
+        c_ops.append(qutip.Qobj(L, dims=dims))
+    return qutip.Qobj(H, dims=dims), c_ops
+
+
+def run_cli(config: Path, out: Path, *args: str, timeout: float | None = None) -> dict:
+    """``python -m jumps run CONFIG --out OUT --quiet --force ARGS`` in a fresh process (this
+    checkout, the caller's environment), as a user runs it. Returns ``{"outside": wall seconds
+    of the whole process (start-up included), "meta": run.json, "results": results.npz path}``.
+    """
+    command = [sys.executable, "-m", "jumps", "run", str(config), "--out", str(out),
+               "--quiet", "--force", *args]
+    start = time.perf_counter()
+    done = subprocess.run(command, check=False, cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout)
+    outside = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): "
+                           f"{done.stderr.strip()[-2000:]}")
+    meta = json.loads((out / "run.json").read_text())
+    return {"outside": outside, "meta": meta, "results": out / "results.npz"}

@@ -1,36 +1,53 @@
 #!/usr/bin/env python3
-"""This engine against ``qutip.mcsolve`` on the same Davies master equation, side by side.
+"""Trajectories per second: this engine against QuTiP's best ``mcsolve`` set-up, side by side.
 
 System (issue 3): open TFIM chains of N spins, ``H = -sum sz sz - h sum sx - hz sum sz`` with
-J = 1, h = 1.1, hz = 0.3, an independent Ohmic bath on every site through sigma_x (eta = 0.01,
-cutoff wc = 5, beta = 1), t in [0, 50] on 101 points. Observables: ``sz:0``, ``sx:0`` and the
-energy ``H``. Initial states: the highest eigenstate and the all-up product state.
+J = 1, h = 1.1, an independent Ohmic bath on every site through sigma_x (eta = 0.01, cutoff 5,
+beta = 1), no Lamb shift (``lamb_shift = false`` in [[baths]]; ``--lamb-shift`` turns it on for
+both), t in [0, 50] on 101 points, the dense observable ``Mz = sum_j sz_j`` (given to the engine
+as ``observables = { Mz = "Mz.npy" }``), ``density_matrix = "diagonal"``. Two cases:
 
-Both solvers get the same Lindblad operators ``L_c = sqrt(gamma_c) A_c(w)``, one per channel
-(bath, Bohr frequency), taken from ``generator.lindblad_operators()``, the same Hamiltonian
-``H`` (+ ``H_LS`` with ``--lamb-shift``; default off for both, which keeps the N = 10 build
-short), the same observables and the same number of trajectories, in one process.
+- ``amplitude``: the integrable chain (hz = 0) from the all-up product state. Degenerate Bohr
+  frequencies: jumps map superpositions to superpositions, the engine's amplitude path.
+- ``pure``: the non-integrable chain (hz = 0.3) from the highest eigenstate: every state is one
+  eigenstate, the engine's pure path (a classical Markov chain).
 
-qutip is given the operators either in the user basis (dense rank-one matrices, as
-``lindblad_operators("user")`` returns them) or, equivalently, in the energy eigenbasis, where
-each ``L_c`` has a single non-zero entry (sparse CSR) and H is diagonal: the same master
-equation in another basis, and the fastest form for qutip. ``--qutip-basis`` picks which;
-the user basis is skipped when its dense operators would exceed ``--max-dense-gb``, qutip
-altogether when there are more than ``--max-qutip-channels`` collapse operators.
+What each computes at the 101 times: QuTiP (``--qutip-e-ops all``, the default) ``<Mz>``, the
+energy-eigenbasis populations and the diagonal of rho in the spin basis, exactly what the
+engine's run stores (expect_Mz, populations, rho_diagonal; the engine also keeps per-trajectory
+records: heat, jump counts, ...); ``--qutip-e-ops mz``: ``<Mz>`` only.
 
-qutip runs with its default options (``method="vern7"``, atol 1e-8, rtol 1e-6, serial map,
-``improved_sampling=False``) except ``progress_bar=False``; its rate is trajectories over
-``result.stats["run time"]`` (the time to build the ``Qobj`` list and qutip's own
-preparation are reported apart). The engine is timed on ``kernels.run_chunk`` alone after a
-warm-up call (Numba compile excluded), ``--repeats`` times (median), once at qutip's trajectory
-count and once on a batch of at least ``--engine-seconds`` of work. Rates from wall-clock and
-from process CPU time are both printed; BLAS threads are pinned to one (one core each).
+QuTiP, as an expert runs it: everything in the energy eigenbasis, sparse CSR ``Qobj``: ``H =
+diag(E) (+ H_LS)``, one collapse operator ``sqrt(gamma_a(w)) A_a(w)`` per channel of the
+engine's generator (``common.eigenbasis_qutip``), ``solver = qutip.MCSolver(H, c_ops,
+options)`` then ``solver.rhs.compress()`` (merges ``-iH - sum L^dag L / 2`` into one CSR
+matrix instead of one term per channel: ~20x faster steps with vern7), serial map, no progress
+bar, default tolerances, for each ``--qutip-methods``: ``diag`` (H_eff is constant and
+diagonal here: exact exponentials, the fastest) and ``vern7`` (the default integrator). Set-up
+(Qobjs, solver + compress, a 1-trajectory warm-up) is timed apart; then ``--repeats`` runs of
+``solver.run`` (median trajectories/s by wall clock and by process CPU time). The trajectory
+count per run is ``--qutip-trajectories``, cut so that one run takes about ``--qutip-seconds``
+(from the warm-up): rates are per trajectory, so small counts suffice. QuTiP is skipped above
+``--max-qutip-channels`` collapse operators (the pure chain at N = 8 has 522240).
 
-A sanity check compares qutip's averages with the engine's batch averages (z-scores over
-observables and times, see ``agreement``): both must run the same stochastic process.
+The engine, as a user runs it: ``python -m jumps run CONFIG --quiet`` in a fresh process,
+``--repeats`` times after one untimed warm-up run of 1000 trajectories (fills Numba's cache),
+on ``--trajectories`` each (default: as many as take ~``--engine-seconds`` by the warm-up,
+10000 to 2e6): trajectories/s from ``run_seconds`` of run.json (the trajectory loop), start-up =
+the process's wall time minus ``run_seconds`` (interpreter, imports, generator build, kernel
+load, writing the result; ``wall_seconds`` is the driver's share). Also in-process ("kernel"):
+the driver's plan and runner (``Plan.create``, ``plan.runner().run`` over its chunks, the
+generator the CLI chooses) without start-up, checkpoints or output, ``--repeats`` times.
+Generators go to a temporary ``JUMPS_CACHE_DIR``. BLAS threads are pinned to one: per core.
 
-    python benchmarks/vs_qutip.py                              # N = 4 6 8 10, both states
-    python benchmarks/vs_qutip.py --spins 4 6 --qutip-trajectories 4:20 6:2 --initial highest
+Sanity check: z-scores of QuTiP's <Mz>(t) (all its runs) against the engine's (the last CLI
+run), ``(qutip - engine) / sqrt(s^2 / n_qutip + stderr^2)`` with ``s^2`` the engine's
+single-trajectory variance (correlated in time: max|z| of 3-4 is normal, tens is a
+disagreement), and the largest difference of the populations.
+
+    python benchmarks/vs_qutip.py                      # full: N = 6 8, both cases (quiet machine)
+    python benchmarks/vs_qutip.py --spins 6 8 10 --qutip-seconds 120 --out vs_qutip.json
+    python benchmarks/vs_qutip.py --quick              # smoke run: N = 4, few trajectories
 """
 
 from __future__ import annotations
@@ -42,267 +59,361 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
 
 import argparse
+import json
 import sys
+import tempfile
+import time
+from pathlib import Path
 
 import numpy as np
-from common import format_table, load_average, median, tfim_system, timed
+from common import (
+    format_table,
+    load_average,
+    magnetization,
+    median,
+    run_cli,
+    tfim_config,
+    tfim_system,
+    timed,
+)
 
-from jumps.core.random import seed_key
-from jumps.generators.channels import kernels, unravel
-
-OBSERVABLES = ("sz:0", "sx:0", "energy")
 T_FINAL, N_TIMES = 50.0, 101
+CASES = {
+    "amplitude": {"hz": 0.0, "initial": "product",
+                  "label": "integrable hz=0, all-up product state (amplitude path)"},
+    "pure": {"hz": 0.3, "initial": "highest",
+             "label": "hz=0.3, highest eigenstate (pure path)"},
+}
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--spins", type=int, nargs="+", default=[4, 6, 8, 10])
-    parser.add_argument("--h", type=float, default=1.1)
-    parser.add_argument("--hz", type=float, default=0.3)
-    parser.add_argument("--initial", choices=("highest", "product", "both"), default="both",
-                        help="highest eigenstate, all-up product state, or both")
-    parser.add_argument("--qutip-trajectories", nargs="+", default=["4:20", "6:2", "8:1", "10:1"],
-                        metavar="N:NTRAJ", help="trajectories for qutip (and the side-by-side "
-                                                "engine run) per chain length")
-    parser.add_argument("--qutip-basis", choices=("energy", "user", "both"), default="both")
-    parser.add_argument("--max-dense-gb", type=float, default=0.5,
-                        help="skip qutip's user basis above this much dense operator memory")
-    parser.add_argument("--max-qutip-channels", type=int, default=600_000,
+    parser.add_argument("--spins", type=int, nargs="+", default=[6, 8])
+    parser.add_argument("--cases", nargs="+", choices=tuple(CASES), default=list(CASES))
+    parser.add_argument("--h", type=float, default=1.1, help="transverse field")
+    parser.add_argument("--trajectories", type=int, default=0,
+                        help="engine trajectories per CLI run (0: enough for --engine-seconds)")
+    parser.add_argument("--engine-seconds", type=float, default=2.0,
+                        help="with --trajectories 0: aim for run_seconds of about this long "
+                             "(at least 10000, at most 2e6 trajectories)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each (median)")
+    parser.add_argument("--qutip-methods", nargs="+", default=["diag", "vern7"],
+                        help="mcsolve integrators to time (the best one is compared)")
+    parser.add_argument("--qutip-trajectories", type=int, default=200,
+                        help="most trajectories per qutip run")
+    parser.add_argument("--qutip-seconds", type=float, default=30.0,
+                        help="aim for qutip runs of about this long (fewer trajectories)")
+    parser.add_argument("--qutip-e-ops", choices=("all", "mz"), default="all",
+                        help="all: Mz, populations and spin-basis diagonal (as the engine); "
+                             "mz: Mz only")
+    parser.add_argument("--max-qutip-channels", type=int, default=100_000,
                         help="skip qutip above this many collapse operators")
-    parser.add_argument("--engine-seconds", type=float, default=1.0,
-                        help="minimum CPU seconds of the engine's batch measurement")
-    parser.add_argument("--engine-max-trajectories", type=int, default=200_000)
-    parser.add_argument("--repeats", type=int, default=3, help="engine repetitions (median)")
-    parser.add_argument("--lamb-shift", action="store_true",
-                        help="include H_LS for both (engine: generator; qutip: H + H_LS)")
+    parser.add_argument("--no-kernel", dest="kernel", action="store_false",
+                        help="skip the in-process (no start-up) engine timing")
+    parser.add_argument("--lamb-shift", action="store_true", help="H_LS on for both")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: N = 4, 300 engine / <= 10 qutip trajectories, 2 repeats")
+    parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     args = parser.parse_args()
-    args.qutip_trajectories = {int(n): int(k) for n, k in
-                               (item.split(":") for item in args.qutip_trajectories)}
+    if args.quick:
+        args.spins, args.trajectories, args.repeats = [4], 300, 2
+        args.qutip_trajectories, args.qutip_seconds = 10, 5.0
     return args
 
 
-# -- the engine -------------------------------------------------------------------------------
+# -- the engine ---------------------------------------------------------------------------------
 
-class Engine:
-    """The engine on one generator and initial state, timed on ``kernels.run_chunk`` alone."""
+def write_config(workdir: Path, case: str, spins: int, args) -> Path:
+    """The run's config and its Mz.npy in ``workdir``."""
+    spec = CASES[case]
+    np.save(workdir / "Mz.npy", magnetization(spins))
+    initial = ({"kind": "product", "state": "u" * spins} if spec["initial"] == "product"
+               else {"kind": "eigenstate", "index": -1})
+    text = tfim_config(spins, args.h, spec["hz"], initial, bath={"lamb_shift": args.lamb_shift},
+                       trajectories=max(args.trajectories, 1), seed=args.seed,
+                       observables={"Mz": "Mz.npy"}, density_matrix="diagonal")
+    path = workdir / "run.toml"
+    path.write_text(f"# Written by benchmarks/vs_qutip.py ({case}).\n" + text)
+    return path
 
-    def __init__(self, generator, model, psi0, seed: int):
-        self.generator = generator
-        self.times = np.linspace(0.0, T_FINAL, N_TIMES)
-        self.engine = unravel.pack_engine(generator)
-        self.initial = unravel.make_initial(generator, psi0)
-        self.observables = {name: model.operator(name) for name in OBSERVABLES}
-        self.template = unravel.new_tally(generator, self.engine, self.times, self.observables,
-                                          "none", 0)
-        self.key = seed_key(seed)
-        self.next_index = 0
-        self.run(1)  # Numba compile (or cache load): excluded from every timing
 
-    def run(self, count: int):
-        """Run ``count`` new trajectories; returns (timing, jumps, tally)."""
-        tally = unravel.fresh_tally(self.template, count)
-        first, self.next_index = self.next_index, self.next_index + count
-        t = timed(kernels.run_chunk, self.engine, self.initial, tally, self.key, first, count)
-        return t, int(t.value), tally
+def engine_cli(config: Path, workdir: Path, args) -> dict:
+    """One untimed warm-up run (fills Numba's cache; sizes the runs), then ``--repeats`` timed
+    CLI runs of ``count`` trajectories."""
+    pilot = 1000
+    warm = run_cli(config, workdir / "warmup", "--trajectories", str(pilot))
+    count = args.trajectories
+    if count <= 0:
+        per_traj = max(warm["meta"]["run_seconds"], 1e-6) / pilot
+        count = int(min(2_000_000, max(10_000, round(args.engine_seconds / per_traj, -3))))
+    runs = [run_cli(config, workdir / f"cli{r}", "--seed", str(args.seed + r),
+                    "--trajectories", str(count)) for r in range(args.repeats)]
+    metas = [r["meta"] for r in runs]
+    out = {"trajectories": count,
+           "traj_per_s": median(count / m["run_seconds"] for m in metas),
+           "run_seconds": median(m["run_seconds"] for m in metas),
+           "outside_seconds": median(r["outside"] for r in runs),
+           "wall_seconds": median(m["wall_seconds"] for m in metas),
+           "startup_seconds": median(r["outside"] - m["run_seconds"] for r, m in zip(runs, metas)),
+           "build_seconds": median(m["build_seconds"] for m in metas),
+           "compile_seconds": median(m["compile_seconds"] for m in metas),
+           "jumps_per_traj": median(m["total_jumps"] / count for m in metas),
+           "generator": metas[-1]["generator"]}
+    with np.load(runs[-1]["results"]) as data:
+        out["averages"] = {key: data[key] for key in
+                           ("expect_Mz", "expect_Mz_stderr", "populations", "populations_stderr")}
+    return out
 
-    def rates(self, count: int, repeats: int) -> dict:
-        """Median trajectories/s and jumps/s over ``repeats`` runs of ``count`` trajectories."""
-        runs = [self.run(count) for _ in range(repeats)]
-        return {"traj_wall": median(count / t.wall for t, _, _ in runs),
-                "traj_cpu": median(count / t.cpu for t, _, _ in runs),
-                "jumps_wall": median(j / t.wall for t, j, _ in runs),
-                "jumps_cpu": median(j / t.cpu for t, j, _ in runs),
-                "jumps_per_traj": median(j / count for _, j, _ in runs)}
 
-    def batch(self, min_seconds: float, max_count: int, start: int) -> tuple[dict, dict]:
-        """Double the trajectory count until one run takes ``min_seconds`` of CPU time."""
-        count = max(1, start)
-        while True:
-            t, jumps, tally = self.run(count)
-            if t.cpu >= min_seconds or count >= max_count:
-                break
-            count = min(max_count, max(2 * count, int(1.2 * count * min_seconds / max(t.cpu, 1e-6))))
-        sums = {name: getattr(tally, name) for name in unravel.SUM_FIELDS}
-        averages = unravel.finalize(self.generator, self.engine, sums, count, list(OBSERVABLES),
-                                    tally.observables)
-        rate = {"count": count, "traj_wall": count / t.wall, "traj_cpu": count / t.cpu,
-                "jumps_wall": jumps / t.wall, "jumps_cpu": jumps / t.cpu,
-                "jumps_per_traj": jumps / count}
-        return rate, averages
+def engine_in_process(config: Path, count: int, args) -> dict:
+    """The driver's plan and runner in this process: the trajectory loop alone."""
+    from jumps.runtime.build import build
+    from jumps.runtime.config import load_config
+    from jumps.runtime.plan import Plan
+
+    cfg = load_config(config)
+    generator, _ = build(cfg)
+    walls, cpus = [], []
+    for r in range(args.repeats + 1):
+        plan = Plan.create(generator, cfg.initial_state, cfg.times, count,
+                           args.seed + 100 + r, cfg.observables, cfg.density_matrix,
+                           cfg.chunk_size, len(cfg.baths))
+        plan.warm_up()
+        runner = plan.runner()
+
+        def loop(plan=plan, runner=runner) -> int:
+            return sum(runner.run(*plan.chunk_range(c)) for c in range(plan.n_chunks))
+
+        t = timed(loop)
+        if r:  # the first pass pages everything in
+            walls.append(t.wall)
+            cpus.append(t.cpu)
+    return {"traj_per_s": median(count / w for w in walls),
+            "traj_per_s_cpu": median(count / c for c in cpus)}
 
 
 # -- qutip --------------------------------------------------------------------------------------
 
-def qutip_problem(generator, model, psi0, basis: str, lamb_shift: bool):
-    """``(H, c_ops, psi0, e_ops)`` as Qobj for qutip, in the user or the energy basis."""
+def qutip_problem(generator, spins: int, psi0_user: np.ndarray, which: str, lamb_shift: bool):
+    """``(H, c_ops, psi0, e_ops)`` in the energy eigenbasis (sparse H and c_ops)."""
     import qutip
-    import scipy.sparse as sp
+    from common import eigenbasis_qutip
 
+    d = generator.dimension
     V = generator.eigenvectors
-    shift = generator.dense_blocks(generator.lamb_shift_blocks) if lamb_shift else 0.0
-    if basis == "user":
-        H = model.hamiltonian + (V @ shift @ V.conj().T if lamb_shift else 0.0)
-        c_ops = [qutip.Qobj(L) for L in generator.lindblad_operators("user")]
-        e_ops = [qutip.Qobj(model.operator(name)) for name in OBSERVABLES]
-        return qutip.Qobj(H), c_ops, qutip.Qobj(psi0), e_ops
-    H = np.diag(generator.energies).astype(complex) + shift
-    roots = np.sqrt(generator.channel_rate)
-    c_ops = [qutip.Qobj(sp.csr_matrix(roots[c] * generator.jump_operator(c)))
-             for c in range(generator.n_channels)]
-    e_ops = [qutip.Qobj(generator.to_energy_basis(model.operator(name))) for name in OBSERVABLES]
-    return (qutip.Qobj(sp.csr_matrix(H)), c_ops, qutip.Qobj(V.conj().T @ psi0), e_ops)
+    H, c_ops = eigenbasis_qutip(generator, lamb_shift)
+    psi0 = qutip.Qobj(V.conj().T @ psi0_user, dims=[[d], [1]])
+    e_ops = {"Mz": qutip.Qobj(generator.to_energy_basis(magnetization(spins)), dims=[[d], [d]])}
+    if which == "all":
+        e_ops["populations"] = lambda t, psi: np.abs(psi.full().ravel()) ** 2
+        e_ops["diagonal"] = lambda t, psi: np.abs(V @ psi.full().ravel()) ** 2
+    return H, c_ops, psi0, e_ops
 
 
-def run_qutip(problem, ntraj: int, seed: int) -> dict:
+def run_qutip(problem, method: str, args, w_nonzero: np.ndarray) -> dict:
     import qutip
 
     H, c_ops, psi0, e_ops = problem
     times = np.linspace(0.0, T_FINAL, N_TIMES)
-    def solve():
-        return qutip.mcsolve(H, psi0, times, c_ops, e_ops=e_ops, ntraj=ntraj, seeds=seed,
-                             options={"progress_bar": False})
+    options = {"method": method, "progress_bar": False}
 
-    t = timed(solve)
-    result = t.value
-    run_seconds = result.stats["run time"]
-    jumps = sum(len(times_) for times_ in result.col_times)
-    cpu_run = t.cpu * run_seconds / t.wall  # the CPU share of the run phase
-    return {"ntraj": ntraj, "run": run_seconds, "prep": result.stats["preparation time"],
-            "cpu_fraction": t.cpu / t.wall,
-            "traj_wall": ntraj / run_seconds, "traj_cpu": ntraj / cpu_run,
-            "jumps_wall": jumps / run_seconds, "jumps_cpu": jumps / cpu_run,
-            "jumps_per_traj": jumps / ntraj, "expect": [np.real(e) for e in result.expect]}
+    def make():
+        solver = qutip.MCSolver(H, c_ops, options=options)
+        solver.rhs.compress()
+        return solver
 
-
-def agreement(averages: dict, batch_count: int, qutip_result: dict) -> tuple[float, float]:
-    """Max and rms over observables and times of ``z = (qutip - engine) / error``.
-
-    ``error^2 = s^2 / n_qutip + stderr_engine^2`` with ``s^2`` the single-trajectory variance
-    estimated from the engine's large batch (qutip's own estimate from a few trajectories is
-    too noisy). Both solvers run the same stochastic process, so z is standard-normal-like
-    (correlated in time): max|z| of a few is expected, tens is a disagreement.
-    """
-    n = qutip_result["ntraj"]
-    z = []
-    for o, name in enumerate(OBSERVABLES):
-        stderr = averages[f"expect_{name}_stderr"]
-        error = np.sqrt(stderr**2 * batch_count / n + stderr**2)
-        ok = error > 1e-12
-        z.append((qutip_result["expect"][o] - averages[f"expect_{name}"])[ok] / error[ok])
-    z = np.concatenate(z)
-    return float(np.max(np.abs(z))), float(np.sqrt(np.mean(z**2)))
+    setup = timed(make)
+    solver = setup.value
+    first = timed(lambda: solver.run(psi0, times, 1, e_ops=e_ops, seeds=args.seed))
+    ntraj = int(max(1, min(args.qutip_trajectories, args.qutip_seconds / max(first.wall, 1e-6))))
+    walls, cpus, jumps, total, sums = [], [], 0, 0, {}
+    for r in range(args.repeats):
+        t = timed(lambda seed=args.seed + 1000 * (r + 1): solver.run(
+            psi0, times, ntraj, e_ops=e_ops, seeds=seed))
+        walls.append(t.wall)
+        cpus.append(t.cpu)
+        result = t.value
+        jumps += sum(int(np.count_nonzero(w_nonzero[np.asarray(which, dtype=int)]))
+                     for which in result.col_which)
+        for key in e_ops:
+            sums[key] = sums.get(key, 0.0) + ntraj * np.real(np.asarray(result.e_data[key]))
+        total += ntraj
+    return {"method": method, "ntraj": ntraj, "setup_seconds": setup.wall,
+            "first_traj_seconds": first.wall,
+            "traj_per_s": median(ntraj / w for w in walls),
+            "traj_per_s_cpu": median(ntraj / c for c in cpus),
+            "jumps_per_traj": jumps / total, "total": total,
+            "averages": {key: value / total for key, value in sums.items()}}
 
 
-# -- one chain length ---------------------------------------------------------------------------
+def agreement(qutip_run: dict, engine: dict) -> tuple[float, float, float]:
+    """max|z| and rms z of QuTiP's <Mz>(t) against the engine's, and the largest population
+    difference (populations are rare events early on: a z-score there means little)."""
+    n_engine, n_qutip = engine["trajectories"], qutip_run["total"]
+    mine, theirs = engine["averages"], qutip_run["averages"]
+    stderr = mine["expect_Mz_stderr"]
+    error = np.sqrt(stderr**2 * n_engine / n_qutip + stderr**2)
+    ok = error > 1e-12
+    z = (theirs["Mz"] - mine["expect_Mz"])[ok] / error[ok]
+    dp = (float(np.max(np.abs(theirs["populations"] - mine["populations"])))
+          if "populations" in theirs else float("nan"))
+    return float(np.max(np.abs(z))), float(np.sqrt(np.mean(z**2))), dp
 
-def initial_states(model, generator, which: str) -> dict[str, np.ndarray]:
-    states = {}
-    if which in ("highest", "both"):
-        states["highest eigenstate"] = generator.eigenvectors[:, -1]
-    if which in ("product", "both"):
-        up = np.zeros(generator.dimension, dtype=complex)
-        up[0] = 1.0  # |up up ... up>: qubit 0 leftmost, |0> = |up>
-        states["all-up product"] = up
-    return states
 
+# -- one case -----------------------------------------------------------------------------------
 
-def bases(args, generator) -> list[tuple[str, str | None]]:
-    """``(basis, reason skipped or None)`` for qutip at this size."""
+def compare(args, case: str, spins: int, workdir: Path) -> dict:
+    spec = CASES[case]
+    build = timed(tfim_system, spins, args.h, spec["hz"], 0.01, 5.0, 1.0, args.lamb_shift)
+    _, generator = build.value
     d, channels = generator.dimension, generator.n_channels
-    wanted = ("energy", "user") if args.qutip_basis == "both" else (args.qutip_basis,)
-    out = []
-    for basis in wanted:
-        if channels > args.max_qutip_channels:
-            # A CSR Qobj of one entry still holds a (d+1)-long int64 row pointer.
-            floor_gb = channels * 8 * (d + 1) / 1e9
-            reason = (f"{channels} collapse operators (>= {floor_gb:.0f} GB as CSR Qobj; "
-                      f"--max-qutip-channels {args.max_qutip_channels})")
-            out.append((basis, reason))
-        elif basis == "user" and channels * d * d * 16 / 1e9 > args.max_dense_gb:
-            reason = (f"dense operators need {channels * d * d * 16 / 1e9:.1f} GB "
-                      f"(--max-dense-gb {args.max_dense_gb})")
-            out.append((basis, reason))
-        else:
-            out.append((basis, None))
-    return out
+    row = {"case": case, "N": spins, "d": d, "channels": channels, "qutip": [], "skipped": None}
+    print(f"# {case} N={spins}: d={d}, {channels} channels (generator {build.wall:.1f} s)",
+          flush=True)
+
+    config = write_config(workdir, case, spins, args)
+    row["engine"] = engine_cli(config, workdir, args)
+    print(f"#   engine CLI: {row['engine']['traj_per_s']:.4g} traj/s", flush=True)
+    if args.kernel:
+        try:
+            row["kernel"] = engine_in_process(config, row["engine"]["trajectories"], args)
+        except (ImportError, AttributeError, TypeError, ValueError) as error:
+            # internal API (others may change it): report, do not stop the comparison
+            row["kernel"] = {"error": f"{type(error).__name__}: {error}"}
+
+    if channels > args.max_qutip_channels:
+        row["skipped"] = f"{channels} collapse operators > --max-qutip-channels"
+        return row
+    if spec["initial"] == "product":
+        psi0 = np.zeros(d, dtype=complex)
+        psi0[0] = 1.0  # |up ... up>
+    else:
+        psi0 = generator.eigenvectors[:, -1]
+    setup = timed(qutip_problem, generator, spins, psi0, args.qutip_e_ops, args.lamb_shift)
+    row["qutip_objects_seconds"] = setup.wall
+    w_nonzero = generator.channel_frequency != 0
+    for method in args.qutip_methods:
+        run = run_qutip(setup.value, method, args, w_nonzero)
+        run["z"] = agreement(run, row["engine"])
+        row["qutip"].append(run)
+        print(f"#   qutip {method}: {run['traj_per_s']:.4g} traj/s ({run['ntraj']} per run)",
+              flush=True)
+    return row
 
 
-def compare(args, spins: int) -> list[dict]:
-    build = timed(tfim_system, spins, args.h, args.hz, 0.01, 5.0, 1.0, args.lamb_shift)
-    model, generator = build.value
-    ntraj = args.qutip_trajectories.get(spins, 1)
-    print(f"# N={spins}: d={generator.dimension}, {generator.n_channels} channels, generator "
-          f"built in {build.wall:.1f} s; {ntraj} trajectories side by side", flush=True)
-    rows = []
-    for state_name, psi0 in initial_states(model, generator, args.initial).items():
-        engine = Engine(generator, model, psi0, args.seed)
-        for basis, skipped in bases(args, generator):
-            row = {"N": spins, "d": generator.dimension, "channels": generator.n_channels,
-                   "state": state_name, "basis": basis, "ntraj": ntraj, "skipped": skipped}
-            if skipped is None:
-                setup = timed(qutip_problem, generator, model, psi0, basis, args.lamb_shift)
-                row["setup"] = setup.wall
-                row["qutip"] = run_qutip(setup.value, ntraj, args.seed)
-                del setup
-            row["engine"] = engine.rates(ntraj, args.repeats)
-            batch, averages = engine.batch(args.engine_seconds, args.engine_max_trajectories, ntraj)
-            row["batch"] = batch
-            if "qutip" in row:
-                row["z"] = agreement(averages, batch["count"], row["qutip"])
-            rows.append(row)
-            print(f"#   {state_name}, qutip {basis} basis: "
-                  + ("skipped" if skipped else f"{row['qutip']['run']:.1f} s") , flush=True)
-    return rows
+# -- output -------------------------------------------------------------------------------------
+
+def best(row: dict) -> dict | None:
+    return max(row["qutip"], key=lambda q: q["traj_per_s"]) if row["qutip"] else None
 
 
-# -- tables -------------------------------------------------------------------------------------
+def kernel_rate(row: dict) -> float | str:
+    kernel = row.get("kernel")
+    if not kernel or "error" in kernel:
+        return "-"
+    return kernel["traj_per_s"]
+
 
 def print_tables(rows: list[dict]) -> None:
-    main_rows, detail_rows = [], []
+    main = []
     for r in rows:
-        e, b, q = r["engine"], r["batch"], r.get("qutip")
+        e, q, k = r["engine"], best(r), kernel_rate(r)
+        main.append([r["case"], r["N"], r["d"], r["channels"],
+                     f"{q['method']}" if q else "skipped", q["traj_per_s"] if q else "-",
+                     e["traj_per_s"], e["traj_per_s"] / q["traj_per_s"] if q else "-",
+                     k, k / q["traj_per_s"] if q and not isinstance(k, str) else "-",
+                     e["startup_seconds"]])
+    print("\n# trajectories/s, wall clock, one core (medians); ratio = engine / best qutip")
+    print(format_table(["case", "N", "d", "channels", "qutip best", "qutip traj/s",
+                        "jumps CLI traj/s", "ratio", "jumps kernel traj/s", "ratio kernel",
+                        "jumps start-up s"], main))
+
+    detail = []
+    for r in rows:
+        for q in r["qutip"]:
+            detail.append([r["case"], r["N"], q["method"], q["ntraj"], q["traj_per_s"],
+                           q["traj_per_s_cpu"], r["qutip_objects_seconds"], q["setup_seconds"],
+                           q["first_traj_seconds"], q["jumps_per_traj"],
+                           r["engine"]["jumps_per_traj"], f"{q['z'][0]:.1f} / {q['z'][1]:.2f}",
+                           q["z"][2]])
+    if detail:
+        print("\n# qutip mcsolve (eigenbasis, sparse, rhs.compress()); set-up apart; jumps/traj "
+              "counts w != 0; qutip vs engine: z of <Mz>(t), largest population difference")
+        print(format_table(["case", "N", "method", "ntraj/run", "traj/s", "traj/s cpu",
+                            "Qobjs s", "solver s", "1st traj s", "jumps/traj",
+                            "engine jumps/traj", "Mz z max / rms", "max |dp|"], detail))
+
+    cli = []
+    for r in rows:
+        e, k = r["engine"], r.get("kernel") or {}
+        cli.append([r["case"], r["N"], e["generator"], e["trajectories"], e["outside_seconds"],
+                    e["wall_seconds"], e["run_seconds"], e["build_seconds"],
+                    e["compile_seconds"], e["startup_seconds"],
+                    k.get("traj_per_s_cpu", k.get("error", "-"))])
+    print("\n# engine: python -m jumps run CONFIG --quiet (seconds, medians); start-up = process "
+          "- run_seconds; kernel cpu = in-process loop, traj/s by CPU time")
+    print(format_table(["case", "N", "generator", "traj", "process s", "wall_seconds",
+                        "run_seconds", "build s", "compile s", "start-up s",
+                        "kernel traj/s cpu"], cli))
+    for r in rows:
+        if r["skipped"]:
+            print(f"# {r['case']} N={r['N']}: qutip skipped ({r['skipped']})")
+
+
+def summary(rows: list[dict]) -> str:
+    parts = []
+    for r in rows:
+        q = best(r)
         if q is None:
-            main_rows.append([r["N"], r["state"], r["basis"], r["ntraj"], "-", "-",
-                              e["traj_cpu"], e["jumps_cpu"], "-", "-", b["traj_cpu"], "-"])
-            note = (f"qutip skipped: {r['skipped']}; engine batch {b['count']} traj, "
-                    f"{b['jumps_per_traj']:.1f} jumps/traj")
-            detail_rows.append([r["N"], r["state"], r["basis"], note])
             continue
-        main_rows.append([r["N"], r["state"], r["basis"], r["ntraj"], q["traj_cpu"],
-                          q["jumps_cpu"], e["traj_cpu"], e["jumps_cpu"],
-                          e["traj_cpu"] / q["traj_cpu"], e["traj_wall"] / q["traj_wall"],
-                          b["traj_cpu"], b["traj_cpu"] / q["traj_cpu"]])
-        note = (f"Qobj list {r['setup']:.1f} s, qutip prep {q['prep']:.1f} s, "
-                f"run {q['run']:.1f} s wall (cpu share {q['cpu_fraction']:.2f}); "
-                f"jumps/traj qutip {q['jumps_per_traj']:.1f}, engine "
-                f"{b['jumps_per_traj']:.2f} ({b['count']} traj); "
-                f"z max {r['z'][0]:.1f} rms {r['z'][1]:.2f}")
-        detail_rows.append([r["N"], r["state"], r["basis"], note])
-    print("\n# rates per core from process CPU time (the machine is shared); 'ratio wall' uses "
-          "wall-clock rates")
-    print(format_table(["N", "initial", "qutip basis", "ntraj", "qutip traj/s", "qutip jumps/s",
-                        "engine traj/s", "engine jumps/s", "ratio", "ratio wall",
-                        "engine batch traj/s", "ratio batch"], main_rows))
-    print("\n# details (z: qutip's averages against the engine's batch, see agreement())")
-    print(format_table(["N", "initial", "qutip basis", "notes"], detail_rows))
+        k = kernel_rate(r)
+        kernel = "" if isinstance(k, str) else f", kernel {k / q['traj_per_s']:.3g}x"
+        parts.append(f"{r['case']} N={r['N']}: {r['engine']['traj_per_s'] / q['traj_per_s']:.3g}x"
+                     f"{kernel} (qutip {q['method']})")
+    return "summary: jumps / qutip mcsolve trajectories/s: " + ("; ".join(parts) or "none")
+
+
+def jsonable(value):
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items() if k != "averages"}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def main() -> int:
     args = parse_args()
     import qutip
 
-    print(f"# vs_qutip: TFIM h={args.h} hz={args.hz} J=1, sigma_x Ohmic baths eta=0.01 wc=5 "
-          f"beta=1, t in [0, {T_FINAL}] ({N_TIMES} points), observables {', '.join(OBSERVABLES)}; "
-          f"Lamb shift {'on' if args.lamb_shift else 'off'} for both; qutip {qutip.__version__} "
-          f"mcsolve defaults (vern7, atol 1e-8, rtol 1e-6, serial) + progress_bar=False")
-    print(f"# {load_average()} (before)", flush=True)
+    print(f"# vs_qutip: TFIM J=1 h={args.h}, sigma_x Ohmic baths eta=0.01 wc=5 beta=1 on every "
+          f"site, t in [0, {T_FINAL}] ({N_TIMES} points), observable Mz (dense .npy), "
+          f"density_matrix diagonal, Lamb shift {'on' if args.lamb_shift else 'off'}; "
+          f"qutip {qutip.__version__} e_ops {args.qutip_e_ops}")
+    for case in args.cases:
+        print(f"# case {case}: {CASES[case]['label']}")
+    before = load_average()
+    print(f"# {before} (before)", flush=True)
     rows = []
-    for spins in args.spins:
-        rows += compare(args, spins)
+    with tempfile.TemporaryDirectory(prefix="vs_qutip-") as tmp:
+        os.environ["JUMPS_CACHE_DIR"] = str(Path(tmp) / "cache")
+        for spins in args.spins:
+            for case in args.cases:
+                workdir = Path(tmp) / f"{case}-{spins}"
+                workdir.mkdir()
+                rows.append(compare(args, case, spins, workdir))
     print_tables(rows)
-    print(f"# {load_average()} (after)")
+    after = load_average()
+    print(f"# {after} (after)")
+    line = summary(rows)
+    print(line)
+    if args.out:
+        args.out.write_text(json.dumps({"rows": jsonable(rows), "load_before": before,
+                                        "load_after": after, "summary": line,
+                                        "time": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1))
     return 0
 
 
