@@ -1,5 +1,5 @@
-"""Command line: ``python -m analysis DIR [--exact DIR2] [--plots] [--json] [--beta X]
-[--statistics]``.
+"""Command line: ``python -m analysis DIR [--exact DIR2] [--plots] [--format png|pdf|svg]
+[--json] [--beta X] [--statistics]``.
 
 Exit status 0 on success, 2 on bad input (one line naming the directory or flag and the
 reason, no traceback), 1 on an internal failure (with the traceback).
@@ -38,7 +38,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="require the trajectory statistics (cumulants, SCGF, fluctuation "
                              "theorems, waiting times); by default they are reported whenever "
                              "the result has the per-trajectory records")
-    parser.add_argument("--plots", action="store_true", help="write PNG plots (needs matplotlib)")
+    parser.add_argument("--plots", action="store_true",
+                        help="write plots (needs matplotlib): observables, populations, ...")
+    parser.add_argument("--format", choices=("png", "pdf", "svg"),
+                        help="file format of the plots (default png; implies --plots)")
     parser.add_argument("--json", action="store_true",
                         help="print the JSON report instead of the text report")
     parser.add_argument("--out", type=Path, metavar="DIR",
@@ -52,6 +55,7 @@ def _command(args: argparse.Namespace) -> int:
     from .text import render
 
     result = load_result(args.result)
+    args.plots = args.plots or args.format is not None
     if args.exact is not None and args.no_exact:
         raise ConfigError("--exact", "cannot be combined with --no-exact")
     if args.plots:
@@ -71,7 +75,7 @@ def _command(args: argparse.Namespace) -> int:
     if args.plots:
         from .plots import write_plots
 
-        written += write_plots(analysis, out)
+        written += write_plots(analysis, out, args.format or "png")
     if args.json:
         print(json.dumps(analysis.report, indent=2))
     else:

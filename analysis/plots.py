@@ -1,6 +1,8 @@
-"""PNG plots of an analysis (matplotlib is an optional extra, imported only here and lazily).
+"""Plots of an analysis, as PNG, PDF or SVG (matplotlib is an optional extra, imported only
+here and lazily). Named ``<name>.<format>``:
 
-- ``populations.png``: level populations versus time, 1-sigma bands, exact curves, Gibbs values.
+- ``observables``: the run's observables versus time, 1-sigma bands, exact curves.
+- ``populations``: level populations versus time, 1-sigma bands, exact curves, Gibbs values.
 - ``relaxation.png``: distance to the steady state versus time (log scale), noise level, fits.
 - ``detailed_balance.png``: ``ln(Gamma_up/Gamma_down) - ln(b_up/b_low)`` versus ``beta dE`` with
   the KMS line of slope -1.
@@ -35,6 +37,9 @@ MAX_LEVELS_SHOWN = 8
 MAX_HEAT_PANELS = 4
 # Detailed-balance plot: pairs are labelled when there are at most this many.
 MAX_LABELLED_PAIRS = 15
+# Observables plot: one panel each, at most this many.
+MAX_OBSERVABLE_PANELS = 6
+FORMATS = ("png", "pdf", "svg")
 
 
 def require_matplotlib():
@@ -60,12 +65,30 @@ def unit_labels(energy_unit: str) -> tuple[str, str]:
     return base, time
 
 
-def write_plots(analysis: Analysis, directory: Path) -> list[Path]:
-    """Write the PNGs into ``directory``; returns their paths."""
+class WrittenPlots(list):
+    """The paths written (a list, in order), and ``figures``: name -> matplotlib ``Figure``
+    (closed in pyplot, still drawable: a notebook shows ``figures["observables"]``)."""
+
+    def __init__(self, paths: list[Path], figures: dict):
+        super().__init__(paths)
+        self.figures = figures
+
+
+def write_plots(analysis: Analysis, directory: Path, format: str = "png") -> WrittenPlots:
+    """Write the plots into ``directory`` as ``format`` (``png``, ``pdf`` or ``svg``).
+
+    Returns
+    -------
+    WrittenPlots
+        The paths written (a list) with the figures (``.figures``, by name).
+    """
+    if format not in FORMATS:
+        raise ConfigError("--format", f"must be one of {', '.join(FORMATS)}, got {format!r}")
     plt = require_matplotlib()
     directory = Path(directory)
-    written = []
-    for name, draw in (("populations", _populations), ("relaxation", _relaxation),
+    written, figures = [], {}
+    for name, draw in (("observables", _observables), ("populations", _populations),
+                       ("relaxation", _relaxation),
                        ("detailed_balance", _detailed_balance), ("heat", _heat),
                        ("heat_distribution", _heat_distribution), ("scgf", _scgf),
                        ("fluctuation_theorem", _fluctuation_theorem),
@@ -74,17 +97,50 @@ def write_plots(analysis: Analysis, directory: Path) -> list[Path]:
         figure = draw(plt, analysis)
         if figure is None:
             continue
-        path = directory / f"{name}.png"
+        path = directory / f"{name}.{format}"
         figure.savefig(path, dpi=130, bbox_inches="tight")
         plt.close(figure)
         written.append(path)
-    return written
+        figures[name] = figure
+    return WrittenPlots(written, figures)
 
 
 def _title(analysis: Analysis) -> str:
     r = analysis.report["result"]
     what = f"{r['trajectories']} trajectories" if r["method"] == "trajectories" else "exact"
     return f"{r['model']}, d = {r['dimension']}, {what}, initial state {r['initial_state']}"
+
+
+def _observables(plt, analysis: Analysis):
+    """One panel per observable: the mean with its 1-sigma band, and the exact curve."""
+    result = analysis.result
+    names = result.observable_names[:MAX_OBSERVABLE_PANELS]
+    if not names:
+        return None
+    _, time_label = unit_labels(result.energy_unit)
+    exact = analysis.reference.expectations if analysis.reference is not None else {}
+    times = result.times
+    figure, panels = plt.subplots(len(names), 1, figsize=(7.5, 2.2 + 1.6 * len(names)),
+                                  sharex=True, squeeze=False)
+    for axes, name in zip(panels[:, 0], names):
+        mean = result[f"expect_{name}"]
+        axes.plot(times, mean, color="C0", lw=1.4, label="trajectory average"
+                  if result.is_trajectories else "exact result")
+        if result.has(f"expect_{name}_stderr"):
+            error = result[f"expect_{name}_stderr"]
+            axes.fill_between(times, mean - error, mean + error, color="C0", alpha=0.25, lw=0,
+                              label="±1 standard error")
+        if name in exact:
+            axes.plot(times, exact[name], color="black", lw=0.9, ls="--",
+                      label="exact master equation")
+        axes.set_ylabel(f"⟨{name}⟩")
+        axes.legend(fontsize=8, frameon=False)
+    panels[-1, 0].set_xlabel(f"time t  [{time_label}]")
+    panels[-1, 0].set_xlim(times[0], times[-1])
+    hidden = len(result.observable_names) - len(names)
+    more = f" (first {len(names)}, {hidden} more not shown)" if hidden else ""
+    panels[0, 0].set_title(f"Observables{more}\n{_title(analysis)}", fontsize=10)
+    return figure
 
 
 def _populations(plt, analysis: Analysis):

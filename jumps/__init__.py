@@ -3,7 +3,13 @@
 Units: hbar = k_B = 1. A Bohr frequency ``w > 0`` is emission into the bath (the system loses
 ``w``), ``w < 0`` absorption, ``w = 0`` pure dephasing. See README.md and docs/design.md.
 
-Quick use::
+Quick use (QuTiP-shaped: README, "Coming from QuTiP")::
+
+    result = jumps.jumpsolve(H, psi0, tlist, a_ops=[(A, jumps.ohmic(0.02, 5.0, beta=1.0))],
+                             e_ops=[sz], ntraj=1000)
+    result.expect[0], result.stderr[0], result.final_state
+
+or generator-level::
 
     gen = jumps.davies_generator(H, couplings=[A], baths=[jumps.ohmic(0.02, 5.0, beta=1.0)])
     result = jumps.unravel_generator(gen, psi0, times, trajectories=1000, observables={"sz": sz})
@@ -20,8 +26,12 @@ import os as _os
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .api import (
+    SecularWarning,
     davies_generator,
     exact_statistics,
+    exactsolve,
+    jumpsolve,
+    load,
     rates_generator,
     solve_exact,
     unravel_generator,
@@ -30,7 +40,6 @@ from .errors import ConfigError
 from .physics.baths import drude_lorentz, from_callable, from_rates, ohmic, tabulated
 from .result import Result
 
-__all__ = ["ConfigError", "Result", "davies_generator", "drude_lorentz", "exact_statistics",
-           "from_callable",
-           "from_rates", "ohmic", "rates_generator", "solve_exact", "tabulated",
-           "unravel_generator"]
+__all__ = ["ConfigError", "Result", "SecularWarning", "davies_generator", "drude_lorentz",
+           "exact_statistics", "exactsolve", "from_callable", "from_rates", "jumpsolve", "load",
+           "ohmic", "rates_generator", "solve_exact", "tabulated", "unravel_generator"]

@@ -296,7 +296,22 @@ def _strength(value: float, name: str) -> float:
     return value
 
 
-def _beta(beta: float) -> float:
+def _beta(beta: float | None, temperature: float | None = None) -> float:
+    """The inverse temperature from exactly one of ``beta`` and ``temperature``
+    (``temperature = 0`` is ``beta = inf``)."""
+    if (beta is None) == (temperature is None):
+        given = "both were given" if beta is not None else "neither was given"
+        raise ConfigError("beta", f"give exactly one of beta and temperature (beta = "
+                                  f"1/temperature, k_B = 1): {given}")
+    if temperature is not None:
+        try:
+            temperature = float(temperature)
+        except (TypeError, ValueError):
+            raise ConfigError("temperature", f"must be a number, got {temperature!r}") from None
+        if not temperature >= 0 or np.isinf(temperature):
+            raise ConfigError("temperature", f"must be finite and >= 0 (0: zero temperature), "
+                                             f"got {temperature!r}")
+        return np.inf if temperature == 0 else 1.0 / temperature
     try:
         beta = float(beta)
     except (TypeError, ValueError):
@@ -306,24 +321,76 @@ def _beta(beta: float) -> float:
     return beta
 
 
-def ohmic(eta: float, cutoff: float, beta: float, lamb_shift: bool = True) -> Bath:
+def ohmic(eta: float, cutoff: float, beta: float | None = None, lamb_shift: bool = True, *,
+          temperature: float | None = None) -> Bath:
     """Ohmic bath with exponential cutoff, ``J(w) = eta * w * exp(-|w|/cutoff)``.
 
     Reorganisation energy ``eta * cutoff``; ``S(0) = -eta * cutoff`` at any temperature.
+    ``qutip.OhmicEnvironment(T, alpha, wc, s=1)`` is ``ohmic(alpha / pi, wc, temperature=T)``
+    (README, "Coming from QuTiP").
+
+    Parameters
+    ----------
+    eta : float
+        Dimensionless coupling strength (> 0).
+    cutoff : float
+        Cutoff frequency (> 0).
+    beta, temperature : float
+        The inverse temperature, or the temperature ``1/beta``: give exactly one (``beta =
+        inf`` or ``temperature = 0`` for zero temperature).
+    lamb_shift : bool
+        Include this bath's Lamb shift.
+
+    Returns
+    -------
+    Bath
+
+    Examples
+    --------
+    >>> import jumps
+    >>> bath = jumps.ohmic(0.01, 5.0, temperature=0.5)
+    >>> bath.beta
+    2.0
     """
     eta = _strength(eta, "eta")
     cutoff = _positive(cutoff, "cutoff")
-    return Bath("ohmic", _beta(beta), lambda w: eta * w * np.exp(-w / cutoff), slope_at_zero=eta,
+    return Bath("ohmic", _beta(beta, temperature), lambda w: eta * w * np.exp(-w / cutoff), slope_at_zero=eta,
                 scale=cutoff, lamb_shift_enabled=lamb_shift,
                 params={"eta": eta, "cutoff": cutoff})
 
 
-def drude_lorentz(reorganization: float, cutoff: float, beta: float,
-                  lamb_shift: bool = True) -> Bath:
-    """Drude–Lorentz bath, ``J(w) = (2 lambda / pi) * w * cutoff / (w^2 + cutoff^2)``."""
+def drude_lorentz(reorganization: float, cutoff: float, beta: float | None = None,
+                  lamb_shift: bool = True, *, temperature: float | None = None) -> Bath:
+    """Drude–Lorentz bath, ``J(w) = (2 lambda / pi) * w * cutoff / (w^2 + cutoff^2)``.
+
+    ``qutip.DrudeLorentzEnvironment(T, lam, gamma)`` is ``drude_lorentz(lam, gamma,
+    temperature=T)``: the same rates (README, "Coming from QuTiP").
+
+    Parameters
+    ----------
+    reorganization : float
+        Reorganisation energy ``lambda`` (> 0).
+    cutoff : float
+        Cutoff (Drude) frequency (> 0).
+    beta, temperature : float
+        The inverse temperature, or the temperature ``1/beta``: give exactly one (``beta =
+        inf`` or ``temperature = 0`` for zero temperature).
+    lamb_shift : bool
+        Include this bath's Lamb shift.
+
+    Returns
+    -------
+    Bath
+
+    Examples
+    --------
+    >>> import jumps
+    >>> jumps.drude_lorentz(0.02, 2.0, temperature=0.0).beta
+    inf
+    """
     lam = _strength(reorganization, "reorganization")
     cutoff = _positive(cutoff, "cutoff")
-    return Bath("drude_lorentz", _beta(beta),
+    return Bath("drude_lorentz", _beta(beta, temperature),
                 lambda w: (2.0 * lam / np.pi) * w * cutoff / (w**2 + cutoff**2),
                 slope_at_zero=2.0 * lam / (np.pi * cutoff), scale=cutoff,
                 lamb_shift_enabled=lamb_shift, params={"reorganization": lam, "cutoff": cutoff})
@@ -342,12 +409,13 @@ def _check_table(table: np.ndarray, field_name: str) -> tuple[np.ndarray, np.nda
     return w, values
 
 
-def tabulated(table: np.ndarray, beta: float, lamb_shift: bool = True) -> Bath:
+def tabulated(table: np.ndarray, beta: float | None = None, lamb_shift: bool = True, *,
+              temperature: float | None = None) -> Bath:
     """Spectral density from a table of ``(w, J)`` rows with ``w >= 0``.
 
     Linear interpolation between points, zero beyond the last point; ``J(0) = 0`` (J is odd):
     a table without a row at ``w = 0`` starts from ``(0, 0)``, and a row ``(0, J)`` with
-    ``J != 0`` is refused.
+    ``J != 0`` is refused. Give ``beta`` or ``temperature`` (exactly one).
     """
     w, j = _check_table(table, "table")
     if w[0] < 0:
@@ -361,7 +429,7 @@ def tabulated(table: np.ndarray, beta: float, lamb_shift: bool = True) -> Bath:
         raise ConfigError("table", "J(w) is zero everywhere: " + NEVER_ACTS)
     if w[0] > 0:
         w, j = np.concatenate([[0.0], w]), np.concatenate([[0.0], j])
-    beta = _beta(beta)
+    beta = _beta(beta, temperature)
     return Bath(
         kind="tabulated",
         beta=beta,
@@ -373,15 +441,16 @@ def tabulated(table: np.ndarray, beta: float, lamb_shift: bool = True) -> Bath:
     )
 
 
-def from_callable(spectral_density: ArrayFunc, beta: float, scale: float = 1.0,
-                  lamb_shift: bool = True) -> Bath:
+def from_callable(spectral_density: ArrayFunc, beta: float | None = None, scale: float = 1.0,
+                  lamb_shift: bool = True, *, temperature: float | None = None) -> Bath:
     """Spectral density from a user function ``J(w)``, called with arrays of ``w >= 0``.
 
-    ``scale`` is the bath's frequency scale (its cutoff) for the Lamb-shift quadrature.
+    ``scale`` is the bath's frequency scale (its cutoff) for the Lamb-shift quadrature. Give
+    ``beta`` or ``temperature`` (exactly one).
     """
     if not callable(spectral_density):
         raise ConfigError("spectral_density", "must be callable")
-    beta = _beta(beta)
+    beta = _beta(beta, temperature)
     scale = _positive(scale, "scale")
 
     def positive(w: np.ndarray) -> np.ndarray:
