@@ -25,6 +25,12 @@ import os as _os
 # ~50 us to wake. Set before numba's OpenMP runtime starts; a user's own value wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# Before any kernel is decorated: cached kernels are invalidated by a change to any module of
+# the package, not only their own (jumps/kernel_cache.py).
+from .kernel_cache import install as _install_kernel_cache
+
+_install_kernel_cache()
+
 from .api import (
     SecularWarning,
     davies_generator,
