@@ -86,5 +86,7 @@ class Accumulator:
                 continue
             self.total[name] = compensated_add(total, self.compensation[name], value)
 
-    def sums(self) -> dict[str, np.ndarray]:
-        return {name: self.total[name] + self.compensation.get(name, 0) for name in self.total}
+    def sums(self, skip: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+        """The compensated sums (those named in ``skip`` left out)."""
+        return {name: self.total[name] + self.compensation.get(name, 0) for name in self.total
+                if name not in skip}

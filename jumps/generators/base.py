@@ -155,8 +155,9 @@ class ChunkRunner(Protocol):
         """Run trajectories ``first .. first+count-1``; returns their number of jumps."""
 
     def sums(self, transitions: bool = True) -> dict[str, np.ndarray]:
-        """The running sums (dense arrays add over ranks; the sparse transition counts,
-        left out when ``transitions`` is False, merge)."""
+        """The running sums (dense arrays add over ranks; the sparse transition counts
+        merge). ``transitions=False`` is what the early stop reads after every chunk: the
+        transition counts and the density-matrix sums may be left out."""
 
     def jump_list(self, trajectories: int) -> dict[str, np.ndarray]:
         """The jumps of trajectories ``0 .. trajectories-1``, replayed from their streams:

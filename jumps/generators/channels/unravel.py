@@ -27,6 +27,7 @@ INT_FIELDS = ("level_counts", "jump_counts", "trans_counts")
 FLOAT_FIELDS = ("pop_sum", "pop_sumsq", "obs_sum", "obs_sumsq", "rho_sum", "rho_sumsq",
                 "rhodiag_sum", "rhodiag_sumsq", "occupation_time")
 SUM_FIELDS = INT_FIELDS + FLOAT_FIELDS
+DENSITY_FIELDS = ("rho_sum", "rho_sumsq", "rhodiag_sum", "rhodiag_sumsq")
 
 
 
@@ -308,14 +309,25 @@ def observable_modes(observables: dict, observables_eig: np.ndarray,
 
 
 def fresh_tally(template: kernels.Tally, count: int,
-                counters: dict[str, np.ndarray] | None = None) -> kernels.Tally:
-    """Zeroed float sums shaped like ``template`` (sharing its read-only arrays), for ``count``
-    trajectories; the integer counters are ``counters`` (accumulated in place) or zeros."""
-    zeros = {name: np.zeros_like(getattr(template, name)) for name in FLOAT_FIELDS}
+                counters: dict[str, np.ndarray] | None = None,
+                sums: dict[str, np.ndarray] | None = None,
+                buffer: dict[str, np.ndarray] | None = None) -> kernels.Tally:
+    """A Tally for ``count`` trajectories sharing ``template``'s read-only arrays: the float
+    sums are ``sums`` (added to in place) or zeros, the integer counters ``counters`` (likewise)
+    or zeros, the output buffer ``buffer`` (at least ``count`` rows; emptied) or a new one."""
+    sums = sums or zero_sums(template)
     counters = counters or {name: np.zeros_like(getattr(template, name)) for name in INT_FIELDS}
-    buffer = output_buffer(template.buffer.shape[0], count, template.buffer.shape[2])
-    return template._replace(**zeros, **counters, **buffer,
+    if buffer is None:
+        buffer = output_buffer(template.buffer.shape[0], count, template.buffer.shape[2])
+    else:
+        buffer["fill"][:] = 0  # whole rows: a slice would be another array type for Numba
+    return template._replace(**sums, **counters, **buffer,
                              **new_records(count, template.heat.shape[1]))
+
+
+def zero_sums(template: kernels.Tally) -> dict[str, np.ndarray]:
+    """Zeroed float sums shaped like ``template``'s."""
+    return {name: np.zeros_like(getattr(template, name)) for name in FLOAT_FIELDS}
 
 
 
@@ -359,10 +371,14 @@ def finalize(generator: DaviesGenerator, engine: kernels.Engine, sums: dict[str,
         out[f"expect_{name}"], out[f"expect_{name}_stderr"] = mean_stderr(total, total_sq, n)
     vectors = g.eigenvectors[:, index]                               # (d, Ls)
     if sums["rho_sum"].size:
-        outer = vectors[:, None, :] * vectors.conj()[None, :, :]     # (d, d, Ls)
-        total = sums["rho_sum"] + np.einsum("tl,ijl->tij", pure, outer)
-        sq_re = sums["rho_sumsq"].real + np.einsum("tl,ijl->tij", pure, outer.real**2)
-        sq_im = sums["rho_sumsq"].imag + np.einsum("tl,ijl->tij", pure, outer.imag**2)
+        # Trajectories counted in eigenstate l add |v_l><v_l| (and its squares): one matrix
+        # product (T, Ls) x (Ls, d^2) each; np.einsum did it in loops, a quarter of a d = 256
+        # full-density run.
+        T, d = pure.shape[0], vectors.shape[0]
+        outer = (vectors.T[:, :, None] * vectors.conj().T[:, None, :]).reshape(-1, d * d)
+        total = sums["rho_sum"] + (pure @ outer).reshape(T, d, d)
+        sq_re = sums["rho_sumsq"].real + (pure @ outer.real**2).reshape(T, d, d)
+        sq_im = sums["rho_sumsq"].imag + (pure @ outer.imag**2).reshape(T, d, d)
         mean_re, err_re = mean_stderr(total.real, sq_re, n)
         mean_im, err_im = mean_stderr(total.imag, sq_im, n)
         out["rho"], out["rho_stderr"] = mean_re + 1j * mean_im, err_re + 1j * err_im
@@ -421,21 +437,25 @@ class ChunkRunner:
         self.counters = {name: np.zeros_like(getattr(template, name)) for name in INT_FIELDS}
         self.accumulator = Accumulator()
         self.records = new_records(ntraj, template.heat.shape[1])
+        self.buffer: dict[str, np.ndarray] | None = None
 
     def run(self, first: int, count: int) -> int:
         """Run trajectories ``first .. first+count-1``; returns their number of jumps. With
         amplitude mode possible, in calls of at most :func:`call_rows` trajectories (their
         output buffer stays small)."""
         T, d = self.template.buffer.shape[0], self.template.buffer.shape[2]
-        step = call_rows(T, d) if T else count
+        step = max(call_rows(T, d) if T else count, 1)
+        if T and self.buffer is None:  # one buffer for every call (its pages stay mapped)
+            self.buffer = output_buffer(T, step, d)
+        sums = zero_sums(self.template)  # the chunk's sums: every call adds to them
         jumps = 0
-        for start in range(first, first + count, max(step, 1)):
+        for start in range(first, first + count, step):
             n = min(step, first + count - start)
-            tally = fresh_tally(self.template, n, self.counters)
+            tally = fresh_tally(self.template, n, self.counters, sums, self.buffer)
             jumps += run_kernel(self.engine, self.initial, tally, self.key, start, n)
-            self.accumulator.add({name: getattr(tally, name) for name in FLOAT_FIELDS})
             for name, values in self.records.items():
                 values[start:start + n] = getattr(tally, name)
+        self.accumulator.add(sums)
         return jumps
 
     def jump_list(self, trajectories: int) -> dict[str, np.ndarray]:
@@ -453,8 +473,11 @@ class ChunkRunner:
                 "jump_frequency": self.engine.chan_frequency[channel]}
 
     def sums(self, transitions: bool = True) -> dict[str, np.ndarray]:
-        """The running sums (zeros before the first chunk); ``transitions`` is for the
-        interface (the transition counts are dense arrays here)."""
-        floats = self.accumulator.sums() if self.accumulator.total else {
-            name: np.zeros_like(getattr(self.template, name)) for name in FLOAT_FIELDS}
+        """The running sums (zeros before the first chunk); ``transitions=False`` (the early
+        stop, after every chunk) leaves out the density-matrix sums: (T, d, d) arrays whose
+        copy cost more than the chunk at d = 256."""
+        skip = () if transitions else DENSITY_FIELDS
+        floats = self.accumulator.sums(skip) if self.accumulator.total else {
+            name: np.zeros_like(getattr(self.template, name)) for name in FLOAT_FIELDS
+            if name not in skip}
         return {**self.counters, **floats}
