@@ -189,9 +189,11 @@ def scgf_estimate(heat: np.ndarray, s: np.ndarray, t: float) -> dict:
     return out
 
 
-def integral_fluctuation(sigma: np.ndarray) -> dict:
+def integral_fluctuation(sigma: np.ndarray, expected: float = 1.0) -> dict:
     """``<exp(-sigma)>`` over the trajectories with a finite ``sigma``, its standard error
-    ``std / sqrt(n)`` and ``z`` against 1 (the integral fluctuation theorem).
+    ``std / sqrt(n)`` and ``z`` against ``expected``: 1 (the integral fluctuation theorem)
+    when the initial distribution covers every level, less when it does not (the run's
+    ``ift_expected``; NaN: not known, no z).
 
     The z-score is given only when the weights ``exp(-sigma_i)`` and their squares have at
     least ``MIN_EFFECTIVE_SAMPLES`` effective samples (:func:`_weights`): otherwise the mean
@@ -200,7 +202,8 @@ def integral_fluctuation(sigma: np.ndarray) -> dict:
     """
     sigma = np.asarray(sigma, dtype=float)
     finite = sigma[np.isfinite(sigma)]
-    out = {"n": int(finite.size), "n_undefined": int(sigma.size - finite.size), "mean": None,
+    out = {"expected": None if not np.isfinite(expected) else float(expected),
+           "n": int(finite.size), "n_undefined": int(sigma.size - finite.size), "mean": None,
            "stderr": None, "z": None, "effective_samples": None,
            "effective_samples_squared": None, "max_weight_share": None, "reliable": False,
            "reason": None}
@@ -215,8 +218,11 @@ def integral_fluctuation(sigma: np.ndarray) -> dict:
                effective_samples=n_eff, effective_samples_squared=n_eff2,
                max_weight_share=1.0 / total)
     out["reliable"] = min(n_eff, n_eff2) >= MIN_EFFECTIVE_SAMPLES
-    if out["reliable"]:
-        out["z"] = z_score(out["mean"], out["stderr"], 1.0)
+    if out["expected"] is None:
+        out["reason"] = ("the initial distribution leaves levels empty and the spectrum is "
+                         "degenerate: the expected value (< 1) is not computed; no z")
+    elif out["reliable"]:
+        out["z"] = z_score(out["mean"], out["stderr"], out["expected"])
     else:
         out["reason"] = (f"n_eff = {n_eff:.3g} (of the squared weights {n_eff2:.3g}) < "
                          f"{MIN_EFFECTIVE_SAMPLES}: a few trajectories dominate <exp(-sigma)>; "
@@ -586,7 +592,8 @@ def _entropy(result, exact, stationary, block) -> None:
         block["detailed_fluctuation_theorem"] = {"applies": False, "reason": reason}
         return
     sigma = np.asarray(result["entropy_production"], dtype=float)
-    block["integral_fluctuation_theorem"] = integral_fluctuation(sigma)
+    expected = float(result["ift_expected"]) if result.has("ift_expected") else 1.0
+    block["integral_fluctuation_theorem"] = integral_fluctuation(sigma, expected)
     finite = sigma[np.isfinite(sigma)]
     m = moments(finite)
     value = _exact_value(exact, "entropy_production_mean", result.times.size)

@@ -372,7 +372,11 @@ def _fluctuation_theorems(block: dict) -> list[str]:
     if ift["mean"] is None:
         return [f"  fluctuation theorems: not tested: {ift['reason']}"]
     z = num(ift["z"], 2) if ift["z"] is not None else f"- ({ift['reason']})"
-    lines = [f"  integral FT: <exp(-sigma)> = {pm(ift['mean'], ift['stderr'])} (expected 1), "
+    expected = ("unknown" if ift.get("expected", 1.0) is None
+                else "1" if ift.get("expected", 1.0) == 1.0
+                else f"{num(ift['expected'], 4)}: p0 leaves levels empty")
+    lines = [f"  integral FT: <exp(-sigma)> = {pm(ift['mean'], ift['stderr'])} "
+             f"(expected {expected}), "
              f"z = {z}; n_eff = {num(ift['effective_samples'], 3)}"
              + (f"; sigma undefined in {ift['n_undefined']} trajectories (left out)"
                 if ift["n_undefined"] else "")]

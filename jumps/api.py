@@ -43,6 +43,7 @@ from .qutip_bridge import (
 from .result import Result, stored_names
 from .result import load as load_result
 from .runtime import statistics
+from .runtime.config import POPULATION_SUM_TOLERANCE
 from .runtime.driver import MIN_TRAJECTORIES_TO_STOP
 from .runtime.info import SECULAR_MARGIN_OK
 from .runtime.parallel import Comm
@@ -259,6 +260,9 @@ def _initial_state(d: int, psi0, eigenstate, populations, steady_state: bool) ->
         values = np.asarray(populations, dtype=float).ravel()
         if np.any(values < 0) or not np.all(np.isfinite(values)) or values.sum() <= 0:
             raise ConfigError("populations", "must be non-negative and finite, not all zero")
+        if abs(values.sum() - 1.0) > POPULATION_SUM_TOLERANCE:  # as the config does
+            raise ConfigError("populations", f"must add up to 1, they add up to "
+                                             f"{values.sum():.10g}")
         return InitialState("populations", level_populations=values / values.sum())
     return InitialState("steady_state" if steady_state else "gibbs")
 

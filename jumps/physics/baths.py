@@ -504,3 +504,13 @@ def from_rates(rates: np.ndarray | ArrayFunc, scale: float | None = None,
         lamb_shift_enabled=lamb_shift,
         params=params,
     )
+
+
+def check_bath_values(rates: np.ndarray, shifts: np.ndarray) -> None:
+    """Refuse negative or non-finite rates, and non-finite Lamb shifts (an overflow: a
+    coupling strength of 1e300, say), in one line naming ``baths``."""
+    if not np.all(np.isfinite(rates)) or np.any(rates < 0):
+        raise ConfigError("baths", "a bath gives negative or non-finite rates at the Bohr frequencies")
+    if not np.all(np.isfinite(shifts)):
+        raise ConfigError("baths", "a bath's Lamb shift is not finite at the Bohr frequencies "
+                                   "(overflow: is the coupling strength absurd?)")

@@ -9,6 +9,7 @@ are checkpointed first). The CLI only parses arguments and calls the driver.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import traceback
@@ -25,7 +26,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="unravel into trajectories (serial, or all ranks under mpirun)")
     run.add_argument("config", type=Path)
-    run.add_argument("--out", type=Path, help="result directory (default: results/<config name>)")
+    run.add_argument("--out", type=_directory,
+                     help="result directory (default: results/<config name>)")
     run.add_argument("--trajectories", type=int, help="number of trajectories (overrides [run])")
     run.add_argument("--seed", type=int, help="random seed (overrides [run])")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
@@ -51,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
 
     exact = sub.add_parser("exact", help="solve the master equation densely (small d)")
     exact.add_argument("config", type=Path)
-    exact.add_argument("--out", type=Path, help="result directory (default: results/<name>-exact)")
+    exact.add_argument("--out", type=_directory,
+                       help="result directory (default: results/<name>-exact)")
     exact.add_argument("--force", action="store_true", help="overwrite an existing result")
     return parser
 
@@ -93,8 +96,9 @@ def _command(args: argparse.Namespace) -> int:
         raise ConfigError("--seed", f"must be >= 0, got {args.seed}")
     if args.discard_damaged and not args.resume:
         raise ConfigError("--discard-damaged", "only with --resume")
-    if args.target_stderr is not None and not args.target_stderr > 0:
-        raise ConfigError("--target-stderr", f"must be positive, got {args.target_stderr}")
+    if args.target_stderr is not None and not 0 < args.target_stderr < math.inf:
+        raise ConfigError("--target-stderr", f"must be positive and finite, got "
+                                             f"{args.target_stderr}")
     comm = get_comm()
     config = agree_or_exit(comm, lambda: load_config(
         args.config, {"trajectories": args.trajectories, "seed": args.seed,
@@ -103,6 +107,13 @@ def _command(args: argparse.Namespace) -> int:
     return run_trajectories(config, out, force=args.force, resume=args.resume,
                             quiet=args.quiet, target_stderr=args.target_stderr, comm=comm,
                             discard_damaged=args.discard_damaged)
+
+
+def _directory(text: str) -> Path:
+    """``--out``: a path; an empty one would be the current directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return Path(text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,11 +28,16 @@ from .config import RunConfig
 from .fingerprint import run_fingerprint
 from .interrupt import SignalGuard
 from .interrupt import name as signal_name
-from .io import inject, read_meta, write_results
+from .io import discard_directory, inject, read_meta, write_results
 from .outdir import OutputDirectory
 from .outdir import release as release_lock
 from .plan import Plan, default_chunk_size, recorded_trajectories, resolve_start
-from .statistics import exact_statistics, model_state, statistics_records
+from .statistics import (
+    check_counting_fields,
+    exact_statistics,
+    model_state,
+    statistics_records,
+)
 
 
 def initial_density(config: RunConfig, generator) -> np.ndarray:
@@ -109,6 +114,12 @@ def run_exact(config: RunConfig, out: Path, force: bool = False) -> dict[str, np
         output.open()
         if read_meta(output.path) is not None and not force:
             raise ConfigError("--out", f"{out} already holds a result (use --force to overwrite)")
+        interrupted = output.path / checkpoint.CHECKPOINT_DIR
+        if interrupted.exists() and not force:
+            raise ConfigError("--out", f"{out} holds an interrupted trajectory run: continue it "
+                                       "with 'jumps run --resume', or use --force to discard it")
+        if interrupted.exists():  # --force: a later --resume must not overwrite this result
+            discard_directory(interrupted)
         return _run_exact(config, output)
     finally:
         guard.defer()
@@ -257,8 +268,9 @@ def _run(config: RunConfig, out: Path, comm, output: OutputDirectory | None, gua
     parallel.ABORT_HOOKS.append(lambda: release_lock(out, token))
     generator, built = parallel.agree_or_exit(comm, lambda: build(config, comm=comm))
     ranks_on_node = comm.node_size()
-    parallel.agree_or_exit(
-        comm, lambda: check_run_size(config, generator, ranks_on_node) if root else None)
+    parallel.agree_or_exit(comm, lambda: (check_run_size(config, generator, ranks_on_node),
+                                          check_counting_fields(generator, config.counting_s))
+                           if root else None)
     prepared = parallel.agree_or_exit(
         comm, lambda: _prepare(config, generator, built) if root else None)
     plan, timings = prepared if root else (None, {})

@@ -93,41 +93,73 @@ def level_populations(model: counting.CountingModel, vector: np.ndarray,
 
 
 def entropy_production(generator, state: InitialState, records: dict[str, np.ndarray],
-                       t_final: float) -> tuple[np.ndarray, str | None]:
-    """Each trajectory's ``sigma = ln p0(n0) - ln p_t(n_t) + sum_a beta_a Q_a`` and, when it is
-    not defined, the reason (then all NaN). Defined for a start diagonal in the energy basis,
-    thermal baths at finite temperatures, and trajectories in one level at both ends (NaN for
-    the others)."""
+                       t_final: float) -> tuple[np.ndarray, float, str | None]:
+    """Each trajectory's ``sigma = ln p0(n0) - ln p_t(n_t) + sum_a beta_a Q_a``, the exact
+    ``<exp(-sigma)>``, and, when sigma is not defined, the reason (then all NaN). Defined for a
+    start diagonal in the energy basis, thermal baths at finite temperatures, and trajectories
+    in one level at both ends (NaN for the others).
+
+    ``<exp(-sigma)> = 1`` (the integral fluctuation theorem) needs ``p0 > 0`` on every level.
+    Otherwise it is the probability that the reversed process (the same rates, by local
+    detailed balance), started from ``p_t``, ends in the support of ``p0``: computed for a
+    non-degenerate spectrum, NaN (not tested) else."""
     nan = np.full(records["heat"].shape[0], np.nan)
     betas = np.array([b.beta if b.is_thermal else np.nan for b in generator.baths])
     if not state.is_diagonal:
-        return nan, "the initial state is not diagonal in the energy basis"
+        return nan, np.nan, "the initial state is not diagonal in the energy basis"
     if not np.all(np.isfinite(betas)):
-        return nan, "a bath is not thermal or is at zero temperature"
+        return nan, np.nan, "a bath is not thermal or is at zero temperature"
     unravelling = generators.of(generator)
     try:
         model = unravelling.counting_model(generator, coherent=False)
     except ConfigError as error:
-        return nan, error.reason
+        return nan, np.nan, error.reason
     p0 = model_state(model, generator, state)
     level_ptr = generator.level_ptr
     sizes = np.diff(level_ptr)
     initial = level_populations(model, p0, level_ptr) / sizes
-    final = level_populations(model, counting.populations(model, p0, [0.0, t_final])[-1],
-                              level_ptr) / sizes
+    p_t = counting.populations(model, p0, [0.0, t_final])[-1]
+    final = level_populations(model, p_t, level_ptr) / sizes
     n0, nt = records["initial_level"], records["final_level"]
     inside = (n0 >= 0) & (nt >= 0)
     sigma = nan.copy()
     with np.errstate(divide="ignore"):
         sigma[inside] = (np.log(initial[n0[inside]]) - np.log(final[nt[inside]])
                          + records["heat"][inside] @ betas)
-    return sigma, None
+    support = initial > 0
+    expected = 1.0
+    if not np.all(support):
+        expected = np.nan
+        if model.kind == "classical":
+            back = counting.populations(model, p_t, [0.0, t_final])[-1]
+            expected = float(level_populations(model, back, level_ptr)[support].sum())
+    return sigma, expected, None
+
+
+# The largest |s| w_max accepted in [counting] s: exp(30) ~ 1e13.
+MAX_TILT = 30.0
+
+
+def check_counting_fields(generator, s_values: np.ndarray) -> None:
+    """Refuse counting fields ``s`` with ``|s| (E_max - E_min) > MAX_TILT``: the weights
+    ``exp(-s Q)`` of one jump then span more than 1e13, so the trajectory estimate of
+    ``<exp(-s Q)>`` rests on trajectories rarer than that, and the tilted generator is too stiff
+    for the exact reference (it ran for hours)."""
+    energies = np.asarray(generator.energies)
+    width = float(energies.max() - energies.min()) if energies.size else 0.0
+    largest = float(np.max(np.abs(s_values), initial=0.0))
+    if largest * width > MAX_TILT:
+        raise ConfigError("counting.s", f"|s| = {largest:g} times the largest Bohr frequency "
+                                        f"{width:.4g} is {largest * width:.3g} > {MAX_TILT:g}: "
+                                        f"use |s| <= {MAX_TILT / width:.3g} (exp(s w) would "
+                                        "span more than 1e13)")
 
 
 def exact_statistics(generator, state: InitialState, times: np.ndarray,
                      s_values: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """The exact references of a statistics study (README, "Trajectory statistics"), and the
     reasons for those that could not be had (a steady state that is not unique, say)."""
+    check_counting_fields(generator, s_values)
     model = generators.of(generator).counting_model(generator, coherent=not state.is_diagonal)
     p0 = model_state(model, generator, state)
     mean, covariance, third = counting.heat_cumulants(model, p0, times)
@@ -187,6 +219,7 @@ def statistics_records(generator, state: InitialState, records: dict[str, np.nda
                        t_final: float, s_values: np.ndarray) -> tuple[dict, dict[str, str]]:
     """The records a result file adds to the kernels' (``entropy_production`` (N,) and the
     counting fields ``scgf_s`` (S,) of the study), and why any is not defined."""
-    sigma, why = entropy_production(generator, state, records, t_final)
-    return ({"entropy_production": sigma, "scgf_s": np.asarray(s_values, dtype=float)},
+    sigma, expected, why = entropy_production(generator, state, records, t_final)
+    return ({"entropy_production": sigma, "ift_expected": np.array(expected),
+             "scgf_s": np.asarray(s_values, dtype=float)},
             {"entropy_production": why} if why else {})

@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from ...errors import ConfigError
-from ...physics.baths import Bath
+from ...physics.baths import Bath, check_bath_values
 from ...physics.matrices import as_array, dense
 from ...physics.spectrum import (
     cluster_frequencies,
@@ -305,15 +305,15 @@ def build_generator(hamiltonian: np.ndarray, couplings: list[np.ndarray], baths:
     groups: dict[tuple, list[int]] = {}
     for a, b in enumerate(baths):
         groups.setdefault(b.key, []).append(a)
-    for members in groups.values():
-        b = baths[members[0]]
-        mine = np.isin(channel_bath, members)
-        frequencies, inverse = np.unique(channel_frequency[mine], return_inverse=True)
-        channel_rate[mine] = b.rates(frequencies)[inverse]
-        if lamb_shift and b.lamb_shift_enabled and frequencies.size:
-            channel_shift[mine] = b.lamb_shift(frequencies)[inverse]
-    if not np.all(np.isfinite(channel_rate)) or np.any(channel_rate < 0):
-        raise ConfigError("baths", "a bath gives negative or non-finite rates at the Bohr frequencies")
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused just below
+        for members in groups.values():
+            b = baths[members[0]]
+            mine = np.isin(channel_bath, members)
+            frequencies, inverse = np.unique(channel_frequency[mine], return_inverse=True)
+            channel_rate[mine] = b.rates(frequencies)[inverse]
+            if lamb_shift and b.lamb_shift_enabled and frequencies.size:
+                channel_shift[mine] = b.lamb_shift(frequencies)[inverse]
+    check_bath_values(channel_rate, channel_shift)
 
     order = np.lexsort((row, channel_of))
     row, col, value, channel_of = row[order], col[order], value[order], channel_of[order]

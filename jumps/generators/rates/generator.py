@@ -50,7 +50,7 @@ import scipy.sparse as sp
 from ...core.alias import alias_rows
 from ...core.memory import available_memory
 from ...errors import ConfigError
-from ...physics.baths import Bath, LambShiftTable
+from ...physics.baths import Bath, LambShiftTable, check_bath_values
 from ...physics.matrices import is_real, sparse
 from ...physics.spectrum import common_beta, default_degeneracy_tol, gibbs_populations
 from ..base import NotApplicable
@@ -131,6 +131,7 @@ class RateGenerator:
     rate_tables: RateTables
     baths: tuple[Bath, ...] = field(default_factory=tuple)
     degeneracy_tol: float = 0.0
+    drop_tol: float = 0.0
     min_level_spacing: float = np.inf
     components: int | None = None
     timings: dict = field(default_factory=dict)
@@ -262,7 +263,8 @@ def _block_size(d: int, n_baths: int) -> int:
 
 def build_rate_generator(hamiltonian, couplings: list, baths: list[Bath],
                          degeneracy_tol: float | None = None, lamb_shift: bool = True,
-                         set_size: int | None = None, comm=None) -> RateGenerator | None:
+                         set_size: int | None = None, comm=None,
+                         drop_tol: float = 1e-12) -> RateGenerator | None:
     """Build the rates generator of ``H`` coupled through ``couplings[a]`` to ``baths[a]``.
 
     Parameters
@@ -277,6 +279,11 @@ def build_rate_generator(hamiltonian, couplings: list, baths: list[Bath],
         Default ``1e-9 (1 + max|E|)``.
     lamb_shift : bool
         Compute the (diagonal) Lamb shift.
+    drop_tol : float
+        Eigenbasis matrix elements ``|<n|A_a|m>|`` below ``drop_tol`` times the largest
+        absolute row sum of ``A_a`` (a bound on every element) are rounding of the basis change
+        and are zero: they would otherwise join symmetry sectors that no rate connects (a
+        second steady state counted as one).
     set_size : int, optional
         Baths per set of the bath split (1: flat 16 bits, ``len(baths)``: flat 8 bits);
         default by memory (:func:`choose_set_size`).
@@ -314,6 +321,7 @@ def build_rate_generator(hamiltonian, couplings: list, baths: list[Bath],
     if any(A.nnz == 0 for A in operators):
         bad = next(a for a, A in enumerate(operators) if A.nnz == 0)
         raise ConfigError(f"baths[{bad}].coupling", "the coupling operator is zero")
+    cuts = element_cuts(operators, drop_tol)
     n_baths = len(baths)
     groups = _groups(baths)
     if set_size is None:  # the eigenvectors are held already: count them as available
@@ -326,7 +334,12 @@ def build_rate_generator(hamiltonian, couplings: list, baths: list[Bath],
         raise ValueError(f"set_size must be in 1..{n_baths}, got {set_size!r}")
     # Tables span the Bohr frequencies [-width, width] (at least [-1, 1]: d = 1 has only w = 0).
     width = max(float(energies[-1] - energies[0]), 1.0)
-    shift_tables = _lamb_shift_tables(baths, groups, width) if lamb_shift else None
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow: refused here
+        probe = np.linspace(-width, width, 9)
+        for bath in baths:  # before the tables, whose fit would not converge on inf or NaN
+            shifts = bath.lamb_shift(probe) if lamb_shift and bath.lamb_shift_enabled else probe
+            check_bath_values(bath.rates(probe), shifts)
+        shift_tables = _lamb_shift_tables(baths, groups, width) if lamb_shift else None
     block = _block_size(d, n_baths)
     blocks = [(lo, min(d, lo + block)) for lo in range(0, d, block)]
     mine = blocks[rank::size]
@@ -339,7 +352,7 @@ def build_rate_generator(hamiltonian, couplings: list, baths: list[Bath],
     try:
         for lo, hi in mine:
             first = lo if rank == 0 else row
-            timings["products"] += _block(energies, vectors, operators, baths, groups,
+            timings["products"] += _block(energies, vectors, operators, cuts, baths, groups,
                                           shift_tables, lo, hi, out, first, set_size, parent)
             row += hi - lo
     except ConfigError as error:  # bad rates in this rank's blocks: every rank must know
@@ -362,7 +375,7 @@ def build_rate_generator(hamiltonian, couplings: list, baths: list[Bath],
         fine_split=out["fine_split"], set_size=set_size, lamb_shift=out["lamb_shift"],
         couplings=tuple(sp.csr_matrix(A) for A in operators),
         rate_tables=_rate_tables(baths, groups, width), baths=tuple(baths),
-        degeneracy_tol=tol, min_level_spacing=spacing, components=components,
+        degeneracy_tol=tol, drop_tol=drop_tol, min_level_spacing=spacing, components=components,
         timings={**timings, "ranks": size})
 
 
@@ -435,10 +448,11 @@ def _lamb_shift_tables(baths, groups, width) -> dict[int, object]:
     return tables
 
 
-def _block(energies, vectors, operators, baths, groups, shift_tables, lo, hi, out, first,
+def _block(energies, vectors, operators, cuts, baths, groups, shift_tables, lo, hi, out, first,
            set_size, parent) -> float:
     """Rates, bath split, alias tables and Lamb shift of source states ``lo:hi``, into rows
-    ``first:first + hi - lo`` of ``out``.
+    ``first:first + hi - lo`` of ``out`` (matrix elements of ``operators[a]`` below
+    ``cuts[a]`` zero).
 
     Returns the seconds spent in the matrix products."""
     d = energies.size
@@ -450,7 +464,8 @@ def _block(energies, vectors, operators, baths, groups, shift_tables, lo, hi, ou
     for a, bath in enumerate(baths):
         g = int(groups[a])
         if g not in rates:
-            rates[g] = bath.rates(gaps)
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused below
+                rates[g] = bath.rates(gaps)
             table = shift_tables.get(g) if shift_tables is not None else None
             if table is not None:
                 values = table(gaps.ravel()).reshape(b, d)
@@ -463,11 +478,15 @@ def _block(energies, vectors, operators, baths, groups, shift_tables, lo, hi, ou
         tick = time.perf_counter()
         elements = _matrix_elements(vectors, A, lo, hi)        # (b, d): <n|A|m>
         seconds += time.perf_counter() - tick
+        elements[np.abs(elements) < cuts[a]] = 0.0
         g = int(groups[a])
         kernels.rate_weights(elements, rates[g], shifts.get(g, no_shift), weights[a],
                              out["lamb_shift"][rows])
     if any(not np.all(np.isfinite(r)) or np.any(r < 0) for r in rates.values()):
         raise ConfigError("baths", "a bath gives negative or non-finite rates at the Bohr frequencies")
+    if not np.all(np.isfinite(out["lamb_shift"][rows])):
+        raise ConfigError("baths", "a bath's Lamb shift is not finite at the Bohr frequencies "
+                                   "(overflow: is the coupling strength absurd?)")
     total = np.empty((b, d))
     sets = n_sets(n_baths, set_size)
     height = out["level_rate"].size  # rows held (reshape cannot infer them from empty splits)
@@ -494,6 +513,12 @@ def _matrix_elements(vectors, A, lo, hi) -> np.ndarray:
                        A.indices.astype(np.int64, copy=False), data, source,
                        lo if source is vectors else 0, applied, complex_)
     return applied @ vectors.T                                # (b, d)
+
+
+def element_cuts(operators: list, drop_tol: float) -> list[float]:
+    """Per coupling, the eigenbasis matrix elements below which are zero: ``drop_tol`` times
+    its largest absolute row sum (a bound on every ``|<n|A|m>|``)."""
+    return [drop_tol * float(abs(A).sum(axis=1).max()) for A in operators]
 
 
 def _join(parent: np.ndarray, total: np.ndarray, lo: int) -> None:
@@ -554,11 +579,13 @@ def per_bath_rates(generator: RateGenerator) -> list[sp.csr_matrix]:
     d = energies.size
     step = _block_size(d, generator.n_baths)
     out = []
-    for bath, A in zip(generator.baths, generator.couplings, strict=True):
+    cuts = element_cuts(generator.couplings, generator.drop_tol)
+    for bath, A, cut in zip(generator.baths, generator.couplings, cuts, strict=True):
         rates = np.zeros((d, d))
         for lo in range(0, d, step):
             hi = min(d, lo + step)
             elements = _matrix_elements(vectors, A, lo, hi)          # (b, d): <n|A|m>
+            elements[np.abs(elements) < cut] = 0.0                   # as the build
             gaps = energies[lo:hi, None] - energies[None, :]        # w = E_m - E_n
             rates[:, lo:hi] = (bath.rates(gaps) * np.abs(elements) ** 2).T
         matrix = sp.csr_matrix(rates)

@@ -97,7 +97,7 @@ class Rates(Unravelling):
         return build_rate_generator(
             config.model.stored_hamiltonian, config.couplings, config.baths,
             degeneracy_tol=config.degeneracy_tol, lamb_shift=config.lamb_shift,
-            comm=comm if comm.is_parallel else None)
+            comm=comm if comm.is_parallel else None, drop_tol=config.drop_tol)
 
     def to_arrays(self, generator: RateGenerator) -> tuple[dict[str, np.ndarray], dict]:
         arrays: dict[str, np.ndarray] = {}
