@@ -16,6 +16,7 @@ import numpy as np
 
 from jumps.errors import ConfigError
 from jumps.physics.matrices import operator_norm
+from jumps.runtime.info import SECULAR_MARGIN_OK
 from jumps.runtime.io import write_json
 
 from . import averages, balance, fluctuations, heat, reference, statistics
@@ -76,6 +77,11 @@ def analyse(result: Result, exact_dir: str | Path | None = None, beta: float | N
         raise ConfigError("--statistics", f"{result.path} has no per-trajectory statistics "
                           f"records ({', '.join(statistics.RECORD_KEYS[:5])}, ...)")
     notes: list[str] = []
+    margin = result.meta.get("secular_margin")
+    if isinstance(margin, (int, float)) and margin <= SECULAR_MARGIN_OK:
+        notes.append(f"WARNING: secular margin {margin:.3g} (Bohr-frequency spacing / largest "
+                     f"rate, flagged below {SECULAR_MARGIN_OK:g}): the secular approximation "
+                     "behind the Davies equation is questionable for this system")
     if result.derived:
         notes.append("derived from the spectrum (absent from the file): "
                      + ", ".join(result.derived))

@@ -45,7 +45,7 @@ from .result import load as load_result
 from .runtime import statistics
 from .runtime.config import POPULATION_SUM_TOLERANCE
 from .runtime.driver import MIN_TRAJECTORIES_TO_STOP
-from .runtime.info import SECULAR_MARGIN_OK
+from .runtime.info import secular_warning
 from .runtime.parallel import Comm
 from .runtime.plan import Plan, recorded_trajectories, resolve_start
 from .runtime.statistics import DEFAULT_S, statistics_records
@@ -397,13 +397,9 @@ def _warn_secular(generator) -> dict:
     """Warn (:class:`SecularWarning`) when the secular margin is questionable, as ``jumps
     info`` flags it; returns the generator's diagnostics record for the result."""
     diagnostics = generators.of(generator).diagnostics(generator)
-    margin = diagnostics.secular_margin
-    if margin <= SECULAR_MARGIN_OK:
-        warnings.warn(f"secular margin {margin:.3g} ({diagnostics.spacing[0]} "
-                      f"{diagnostics.spacing[1]:.3g} / {diagnostics.rate[0]} "
-                      f"{diagnostics.rate[1]:.3g}): the secular approximation is "
-                      f"questionable (want >> 1, flagged below {SECULAR_MARGIN_OK:g})",
-                      SecularWarning, stacklevel=3)
+    message = secular_warning(diagnostics)
+    if message:
+        warnings.warn(message, SecularWarning, stacklevel=3)
     return {key: (None if isinstance(value, float) and not np.isfinite(value) else value)
             for key, value in diagnostics.record.items()}
 

@@ -26,6 +26,7 @@ from .budget import check_run_size
 from .build import build
 from .config import RunConfig
 from .fingerprint import run_fingerprint
+from .info import secular_warning
 from .interrupt import SignalGuard
 from .interrupt import name as signal_name
 from .io import discard_directory, inject, read_meta, write_results
@@ -131,6 +132,7 @@ def _run_exact(config: RunConfig, output: OutputDirectory) -> dict[str, np.ndarr
     start = time.perf_counter()
     dense = config.model.dimension <= exact.MAX_EXACT_DIMENSION
     generator, _ = build(config, "channels" if dense else None)
+    warn_secular(generator)
     state = resolve_start(generator, config.initial_state)
     unravelling = generators.of(generator)
     density = unravelling.stored_density(config.density_matrix, generator.dimension)
@@ -388,8 +390,16 @@ def _begin(previous: checkpoint.Previous, runner, discard_damaged: bool) -> None
                                   f"{error.strerror}") from None
 
 
+def warn_secular(generator) -> None:
+    """A questionable secular margin, as ``jumps info`` flags it, on stderr (rank 0)."""
+    message = secular_warning(generators.of(generator).diagnostics(generator))
+    if message:
+        print(f"jumps: warning: {message}", file=sys.stderr, flush=True)
+
+
 def _prepare(config: RunConfig, generator, built):
     """Rank 0: the plan and the timings so far."""
+    warn_secular(generator)
     timings = {"build_seconds": built["build_seconds"], "generator_cache": built["cached"],
                "build_timings": getattr(generator, "timings", None)}
     plan = Plan.create(generator, config.initial_state, config.times, config.trajectories,

@@ -30,6 +30,17 @@ def _header(config: RunConfig, dimension: str, built: dict, timings: dict | None
     return lines
 
 
+def secular_warning(diag: Diagnostics) -> str | None:
+    """The warning a questionable secular margin deserves (``run``, ``exact``, the API), or
+    None."""
+    margin = diag.secular_margin
+    if margin > SECULAR_MARGIN_OK:
+        return None
+    return (f"secular margin {margin:.3g} ({diag.spacing[0]} {diag.spacing[1]:.3g} / "
+            f"{diag.rate[0]} {diag.rate[1]:.3g}): the secular approximation is questionable "
+            f"(want >> 1, flagged below {SECULAR_MARGIN_OK:g})")
+
+
 def diagnostic_lines(diag: Diagnostics, thermal: bool) -> list[str]:
     """The diagnostics lines: secular margin (spacing / rate) and the steady states."""
     margin = diag.secular_margin
