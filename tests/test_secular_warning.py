@@ -23,8 +23,11 @@ def test_run_exact_and_analysis_warn_of_a_questionable_secular_margin(tmp_path, 
     monkeypatch.setenv("JUMPS_MPI", "0")
     config = tmp_path / "config.toml"
     config.write_text(helpers.config_toml(QUBIT, baths={"eta": eta}))
-    assert cli.main(["run", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    assert cli.main(["run", str(config), "--out", str(tmp_path / "run")]) == 0
     assert ("jumps: warning: secular margin" in capsys.readouterr().err) == warned
+    assert cli.main(["run", str(config), "--out", str(tmp_path / "run"), "--quiet",
+                     "--force"]) == 0
+    assert "secular" not in capsys.readouterr().err  # --quiet: run.json and the report keep it
     assert cli.main(["exact", str(config), "--out", str(tmp_path / "exact")]) == 0
     assert ("jumps: warning: secular margin" in capsys.readouterr().err) == warned
     assert analysis_main([str(tmp_path / "run"), "--out", str(tmp_path / "report")]) == 0

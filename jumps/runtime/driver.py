@@ -274,7 +274,7 @@ def _run(config: RunConfig, out: Path, comm, output: OutputDirectory | None, gua
                                           check_counting_fields(generator, config.counting_s))
                            if root else None)
     prepared = parallel.agree_or_exit(
-        comm, lambda: _prepare(config, generator, built) if root else None)
+        comm, lambda: _prepare(config, generator, built, quiet) if root else None)
     plan, timings = prepared if root else (None, {})
     del prepared
     if comm.is_parallel:
@@ -397,9 +397,11 @@ def warn_secular(generator) -> None:
         print(f"jumps: warning: {message}", file=sys.stderr, flush=True)
 
 
-def _prepare(config: RunConfig, generator, built):
-    """Rank 0: the plan and the timings so far."""
-    warn_secular(generator)
+def _prepare(config: RunConfig, generator, built, quiet: bool = False):
+    """Rank 0: the plan and the timings so far (and the secular warning, unless ``quiet``:
+    run.json keeps the margin and the analysis report repeats the warning)."""
+    if not quiet:
+        warn_secular(generator)
     timings = {"build_seconds": built["build_seconds"], "generator_cache": built["cached"],
                "build_timings": getattr(generator, "timings", None)}
     plan = Plan.create(generator, config.initial_state, config.times, config.trajectories,
