@@ -167,3 +167,28 @@ def run_cli(config: Path, out: Path, *args: str, timeout: float | None = None) -
                            f"{done.stderr.strip()[-2000:]}")
     meta = json.loads((out / "run.json").read_text())
     return {"outside": outside, "meta": meta, "results": out / "results.npz"}
+
+
+def jsonable(value, skip: tuple[str, ...] = ()):
+    """``value`` with numpy scalars as Python numbers and dict keys in ``skip`` left out (the
+    large arrays), for ``json.dumps``."""
+    if isinstance(value, dict):
+        return {k: jsonable(v, skip) for k, v in value.items() if k not in skip}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v, skip) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def finish(rows: list[dict], before: str, line: str, out: Path | None,
+           skip: tuple[str, ...] = ()) -> None:
+    """The end of a comparison script: the load after, the summary ``line``, and with ``out``
+    the rows (:func:`jsonable`), loads, summary and time as JSON."""
+    after = load_average()
+    print(f"# {after} (after)")
+    print(line)
+    if out:
+        out.write_text(json.dumps({"rows": jsonable(rows, skip), "load_before": before,
+                                   "load_after": after, "summary": line,
+                                   "time": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1))

@@ -61,7 +61,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import format_table, load_average, median, run_cli, tfim_config
+from common import finish, format_table, load_average, median, run_cli, tfim_config
 
 T_FINAL, N_TIMES = 50.0, 101
 TARGET = 0.005
@@ -303,17 +303,6 @@ def summary(rows: list[dict]) -> str:
     return "summary: time to populations (stderr <= 0.005): " + "; ".join(parts)
 
 
-def jsonable(value):
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()
-                if k not in ("populations", "stderr")}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def main() -> int:
     args = parse_args()
     if args.child is not None:
@@ -342,14 +331,7 @@ def main() -> int:
                     row["check"] = check(row["engine"], m)
             rows.append(row)
     print_tables(rows)
-    after = load_average()
-    print(f"# {after} (after)")
-    line = summary(rows)
-    print(line)
-    if args.out:
-        args.out.write_text(json.dumps({"rows": jsonable(rows), "load_before": before,
-                                        "load_after": after, "summary": line,
-                                        "time": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1))
+    finish(rows, before, summary(rows), args.out, skip=("populations", "stderr"))
     return 0
 
 

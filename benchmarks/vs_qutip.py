@@ -59,14 +59,13 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
 
 import argparse
-import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 from common import (
+    finish,
     format_table,
     load_average,
     magnetization,
@@ -375,16 +374,6 @@ def summary(rows: list[dict]) -> str:
     return "summary: jumps / qutip mcsolve trajectories/s: " + ("; ".join(parts) or "none")
 
 
-def jsonable(value):
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items() if k != "averages"}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def main() -> int:
     args = parse_args()
     import qutip
@@ -406,14 +395,7 @@ def main() -> int:
                 workdir.mkdir()
                 rows.append(compare(args, case, spins, workdir))
     print_tables(rows)
-    after = load_average()
-    print(f"# {after} (after)")
-    line = summary(rows)
-    print(line)
-    if args.out:
-        args.out.write_text(json.dumps({"rows": jsonable(rows), "load_before": before,
-                                        "load_after": after, "summary": line,
-                                        "time": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1))
+    finish(rows, before, summary(rows), args.out, skip=("averages",))
     return 0
 
 
