@@ -50,6 +50,25 @@ def timed(function: Callable[..., object], *args: object) -> Timing:
     return Timing(time.perf_counter() - wall, time.process_time() - cpu, value)
 
 
+def baseline_package(revision: str) -> str:
+    """Import name of this repository's ``jumps`` package at git ``revision``, extracted once
+    (``git archive``) under ``~/.cache/jumps-bench`` as a package of another name, so that a
+    benchmark can load both versions into one process and alternate them (paired timings on
+    one noisy machine; its Numba cache stays next to the copy, so later runs load it)."""
+    sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=10", revision],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    name = f"jumps_{sha}"
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "jumps-bench" / sha
+    if not (root / name / "__init__.py").exists():
+        root.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", sha, "jumps"],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+        (root / "jumps").rename(root / name)
+    sys.path.insert(0, str(root))
+    return name
+
+
 def median(values) -> float:
     return float(statistics.median(values))
 

@@ -20,18 +20,28 @@ Measured, in one process:
    jump (t_final -> 0), and the same trajectories through ``unravel.ChunkRunner`` (what the
    driver runs: a fresh tally per chunk, then the merge), in chunks of ``--chunk``.
 
+5. with ``--baseline REV``: the same kernel call of this checkout and of the package at git
+   revision ``REV`` (:func:`common.baseline_package`), alternated in one process on
+   ``--paired`` pairs of fresh trajectory sets (order swapped every pair); the median of the
+   per-pair ratios is the result. A shared, noisy machine slows both sides of a pair alike,
+   where separate runs minutes apart differ by 10-20%.
+
     python benchmarks/jump_rate.py                   # defaults of the issue
     python benchmarks/jump_rate.py --spins 8 --no-lamb-shift --repeats 3
+    python benchmarks/jump_rate.py --baseline 27b4146 --no-lamb-shift   # before/after, paired
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+import time
 
 import numpy as np
 from common import (
     array_bytes,
+    baseline_package,
     format_table,
     l3_cache_bytes,
     load_average,
@@ -66,6 +76,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-lamb-shift", dest="lamb_shift", action="store_false",
                         help="build without the Lamb shift (much faster build; pure-mode "
                              "trajectories do not depend on it)")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="git revision to compare with, alternated in this process")
+    parser.add_argument("--paired", type=int, default=40,
+                        help="pairs of kernel calls for --baseline (default 40)")
     return parser.parse_args()
 
 
@@ -84,6 +98,68 @@ def kernel_rates(engine, initial, template, key, count: int, repeats: int) -> li
         rows.append({"wall": t.wall, "cpu": t.cpu, "jumps": jumps,
                      "wall_rate": jumps / t.wall, "cpu_rate": jumps / t.cpu})
     return rows
+
+
+def kernel_setup(package: str, args) -> dict:
+    """The pure-mode kernel call of the package ``package`` (this checkout's ``jumps`` or a
+    baseline copy), built with that package's own code; compiled or loaded once."""
+    def module(name: str):
+        return importlib.import_module(f"{package}.{name}")
+
+    models, baths_ = module("physics.models"), module("physics.baths")
+    generator_module = module("generators.channels.generator")
+    pack, kern = module("generators.channels.unravel"), module("generators.channels.kernels")
+    model = models.tfim_chain({"n": args.spins, "J": 1.0, "h": args.h, "hz": args.hz})
+    generator = generator_module.build_generator(
+        model.hamiltonian, [model.operators[f"sx:{j}"] for j in range(args.spins)],
+        [baths_.ohmic(0.01, 5.0, 1.0) for _ in range(args.spins)], lamb_shift=args.lamb_shift)
+    engine = pack.pack_engine(generator)
+    initial = pack.make_initial(generator, generator.eigenvectors[:, args.eigenstate])
+    times = np.linspace(0.0, args.t_final, args.times)
+    template = pack.new_tally(generator, engine, times, {}, "none", 0,
+                              amplitude=pack.amplitude_possible(engine, initial))
+    key = module("core.random").seed_key(args.seed)
+    kern.run_chunk(engine, initial, pack.fresh_tally(template, 1), key, 0, 1)
+    counters = {name: np.zeros_like(getattr(template, name)) for name in pack.INT_FIELDS}
+    return {"kernels": kern, "unravel": pack, "engine": engine, "initial": initial,
+            "template": template, "key": key, "counters": counters}
+
+
+def paired_rates(sides: dict[str, dict], count: int, pairs: int) -> dict[str, list[float]]:
+    """Jumps per CPU second of each side's kernel on the same ``count`` fresh trajectories,
+    alternated ``pairs`` times (order swapped every pair)."""
+    rates: dict[str, list[float]] = {name: [] for name in sides}
+    names = list(sides)
+    for p in range(pairs):
+        for name in names if p % 2 == 0 else names[::-1]:
+            side = sides[name]
+            tally = side["unravel"].fresh_tally(side["template"], count, side["counters"])
+            start = time.process_time()
+            jumps = side["kernels"].run_chunk(side["engine"], side["initial"], tally,
+                                              side["key"], (p + 1) * count, count)
+            rates[name].append(int(jumps) / (time.process_time() - start))
+    return rates
+
+
+def compare_baseline(args) -> None:
+    """Section 5: this checkout against ``--baseline``, paired."""
+    baseline = baseline_package(args.baseline)
+    sides = {}
+    for label, package in (("this checkout", "jumps"), (f"baseline {args.baseline}", baseline)):
+        start = time.perf_counter()
+        sides[label] = kernel_setup(package, args)
+        print(f"# {label} ({package}): built and compiled/loaded in "
+              f"{time.perf_counter() - start:.0f} s", flush=True)
+    rates = paired_rates(sides, args.trajectories, args.paired)
+    here, base = (np.array(rates[name]) for name in sides)
+    ratio = here / base
+    quartiles = lambda x: np.quantile(x, [0.25, 0.5, 0.75])
+    print(f"\n# paired kernel calls, {args.paired} pairs of {args.trajectories} trajectories")
+    print(format_table(["side", "M jumps/s cpu q25", "median", "q75"],
+                       [[name, *(quartiles(np.array(r)) / 1e6)] for name, r in rates.items()]
+                       + [["ratio this/baseline", *quartiles(ratio)]]))
+    print(f"# this checkout runs at {np.median(ratio):.3f} x the baseline's jump rate "
+          f"(median of per-pair ratios)")
 
 
 def empty_trajectory_cost(generator, engine, initial, key, count: int) -> float:
@@ -112,6 +188,9 @@ def driver_rate(engine, initial, template, key, count: int, chunk: int) -> dict:
 
 def main() -> int:
     args = parse_args()
+    if args.baseline:
+        compare_baseline(args)
+        return 0
     print(f"# jump_rate: {args.spins}-spin TFIM h={args.h} hz={args.hz}, sigma_x Ohmic baths "
           f"eta=0.01 wc=5 beta=1, t in [0, {args.t_final}] ({args.times} points), "
           f"start in eigenstate {args.eigenstate}")
