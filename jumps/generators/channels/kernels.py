@@ -37,14 +37,14 @@ from ...core.lanes import (
     pure_segment,
 )
 from ...core.random import uniform
-from .evolution import (
-    advance,
-    apply,
-    block_norm,
-    evolve,
-    phases,
-    to_right_coordinates,
-    waiting_time,
+from .evolution import block_norm, evolve, to_right_coordinates, waiting_time
+from .observe import (  # noqa: F401 - the observable modes are this module's interface too
+    DENSE,
+    LEVEL_BLOCKS,
+    USER_DIAGONAL,
+    OutputSums,
+    segment_outputs,
+    uniform_steps,
 )
 
 Engine = namedtuple("Engine", [
@@ -89,13 +89,9 @@ PAIR = np.dtype([("threshold", np.float64), ("weight", np.float64), ("frequency"
 # namedtuple argument at every call, and Engine has ~30.
 JumpTables = namedtuple("JumpTables", [
     "level_ptr", "block_ptr", "decay", "trans_ptr", "trans_target", "trans_mat_ptr",
-    "trans_mat", "trans_channel", "chan_ptr", "chan_row", "chan_col", "chan_val"])
+    "trans_mat", "trans_channel", "chan_ptr", "chan_row", "chan_col", "chan_val",
+    "trans_weight"])
 
-# The arrays an output time reads and writes (_accumulate, _to_user), bound likewise.
-OutputSums = namedtuple("OutputSums", [
-    "level_ptr", "pop_sum", "pop_sumsq", "observables", "observable_mode", "user_diagonal",
-    "obs_sum", "obs_sumsq", "basis", "real_basis", "rhodiag_sum", "rhodiag_sumsq", "buffer",
-    "fill"])
 # The Tally's arrays a jump writes (_record_jump), bound once per amplitude stretch likewise.
 JumpRecords = namedtuple("JumpRecords", [
     "heat", "n_jumps", "emissions", "absorptions", "first_jump_time", "dephasings",
@@ -144,11 +140,6 @@ Tally = namedtuple("Tally", [
     "log_levels",       # (capacity, 2) int64: source and target levels (-1: several)
     "log_count",        # (1,) int64: jumps seen (may exceed capacity: then re-run larger)
 ])
-# Observable modes (Tally.observable_mode): a dense product over the occupied eigenstates;
-# the diagonal in the user's basis, after the basis change the diagonal of rho needs anyway;
-# blocks of the eigenbasis matrix within each occupied level (conserved quantities such as the
-# energy: a single-level state costs b^2, not d^2).
-DENSE, USER_DIAGONAL, LEVEL_BLOCKS = 0, 1, 2
 # The largest double below 1: the rescaled remainder of a uniform stays in [0, 1).
 BELOW_ONE = float(np.nextafter(1.0, 0.0))
 # Transitions taken by pure-mode jumps are buffered and counted in one loop (random increments
@@ -157,98 +148,6 @@ TAKEN_BUFFER = 4096
 
 
 # -- amplitude-mode helpers -----------------------------------------------------------------
-
-@numba.njit(cache=True, nogil=True)
-def _accumulate(sums, levels, n_levels, psi, norm, k, user, parts):
-    """Add the amplitude-mode state ``psi`` (norm^2 ``norm``) at output time ``k`` to the sums
-    (``sums``: :data:`OutputSums`),
-    working on the levels where it has weight only: populations; observables given in the
-    eigenbasis (a product over the occupied states, or within each occupied level for
-    LEVEL_BLOCKS observables); the state in the user's basis,
-    ``u = sum_m psi_m v_m`` over the occupied eigenstates (a real basis: real products over
-    contiguous rows), for the diagonal of rho and the observables diagonal in the user's basis;
-    for the full density matrix the state is kept for :func:`output.flush` instead."""
-    scale = 1.0 / norm
-    level_ptr, observables, modes = sums.level_ptr, sums.observables, sums.observable_mode
-    pop_sum, pop_sumsq, obs_sum, obs_sumsq = sums.pop_sum, sums.pop_sumsq, sums.obs_sum, sums.obs_sumsq
-    for i in range(n_levels):
-        lv = levels[i]
-        for m in range(level_ptr[lv], level_ptr[lv + 1]):
-            p = (psi[m].real ** 2 + psi[m].imag ** 2) * scale
-            pop_sum[k, m] += p
-            pop_sumsq[k, m] += p * p
-    user_needed = sums.rhodiag_sum.shape[0] > 0 or sums.buffer.shape[0] > 0
-    for o in range(observables.shape[0]):
-        mode = modes[o]
-        if mode == USER_DIAGONAL:
-            user_needed = True
-            continue
-        value = 0.0
-        for i in range(n_levels):
-            lv = levels[i]
-            for m in range(level_ptr[lv], level_ptr[lv + 1]):
-                acc = 0j
-                if mode == LEVEL_BLOCKS:
-                    for n in range(level_ptr[lv], level_ptr[lv + 1]):
-                        acc += observables[o, m, n] * psi[n]
-                else:
-                    for j in range(n_levels):
-                        lw = levels[j]
-                        for n in range(level_ptr[lw], level_ptr[lw + 1]):
-                            acc += observables[o, m, n] * psi[n]
-                value += (np.conj(psi[m]) * acc).real
-        value *= scale
-        obs_sum[k, o] += value
-        obs_sumsq[k, o] += value * value
-    if not user_needed:
-        return
-    _to_user(sums, levels, n_levels, psi, np.sqrt(scale), parts)
-    re, im = parts[0], parts[1]
-    d = re.size
-    for o in range(observables.shape[0]):
-        if modes[o] == USER_DIAGONAL:
-            value = 0.0
-            for r in range(d):
-                value += sums.user_diagonal[o, r] * (re[r] * re[r] + im[r] * im[r])
-            obs_sum[k, o] += value
-            obs_sumsq[k, o] += value * value
-    if sums.rhodiag_sum.shape[0] > 0:
-        for r in range(d):
-            p = re[r] * re[r] + im[r] * im[r]
-            sums.rhodiag_sum[k, r] += p
-            sums.rhodiag_sumsq[k, r] += p * p
-    if sums.buffer.shape[0] > 0:
-        for r in range(d):
-            user[r] = complex(re[r], im[r])
-        sums.buffer[k, sums.fill[k]] = user
-        sums.fill[k] += 1
-
-
-@numba.njit(cache=True, nogil=True)
-def _to_user(sums, levels, n_levels, psi, scale, parts):
-    """``parts = (Re u, Im u)`` of ``u = scale sum_m psi_m v_m`` over the occupied eigenstates
-    ``m`` (rows ``v_m`` of the basis: contiguous, so the inner loops run over the user's basis
-    states as real multiply-adds, which the compiler vectorises)."""
-    re, im = parts[0], parts[1]
-    re[:] = 0.0
-    im[:] = 0.0
-    d = re.size
-    real_basis, basis, level_ptr = sums.real_basis, sums.basis, sums.level_ptr
-    real = real_basis.shape[0] > 0
-    for i in range(n_levels):
-        lv = levels[i]
-        for m in range(level_ptr[lv], level_ptr[lv + 1]):
-            a, b = psi[m].real * scale, psi[m].imag * scale
-            if real:
-                for r in range(d):
-                    re[r] += a * real_basis[m, r]
-                    im[r] += b * real_basis[m, r]
-            else:
-                for r in range(d):
-                    v = basis[m, r]
-                    re[r] += a * v.real - b * v.imag
-                    im[r] += a * v.imag + b * v.real
-
 
 @numba.njit(cache=True, nogil=True)
 def _support(engine, psi, levels):
@@ -275,17 +174,31 @@ def _jump_from_level(tables, level, psi, new, u):
     lo = level_ptr[level]
     b = level_ptr[level + 1] - lo
     first, last = tables.trans_ptr[level], tables.trans_ptr[level + 1]
-    total = 0.0
-    for j in range(first, last):
-        total += _transition_weight(level_ptr, trans_target, mat_ptr, mat, j, lo, b, psi)
-    x = u * total
     chosen = last - 1
     acc = 0.0
-    for j in range(first, last):
-        acc += _transition_weight(level_ptr, trans_target, mat_ptr, mat, j, lo, b, psi)
-        if acc > x:
-            chosen = j
-            break
+    if b == 1:
+        # A non-degenerate level: ||M_j psi_B||^2 = |psi_m|^2 rate_j, so the transition is
+        # drawn from the rates of the pure-mode table (no matrix products).
+        rates = tables.trans_weight
+        total = 0.0
+        for j in range(first, last):
+            total += rates[j, 0]
+        x = u * total
+        for j in range(first, last):
+            acc += rates[j, 0]
+            if acc > x:
+                chosen = j
+                break
+    else:
+        total = 0.0
+        for j in range(first, last):
+            total += _transition_weight(level_ptr, trans_target, mat_ptr, mat, j, lo, b, psi)
+        x = u * total
+        for j in range(first, last):
+            acc += _transition_weight(level_ptr, trans_target, mat_ptr, mat, j, lo, b, psi)
+            if acc > x:
+                chosen = j
+                break
     target = trans_target[chosen]
     tlo, thi = level_ptr[target], level_ptr[target + 1]
     start = mat_ptr[chosen]
@@ -297,7 +210,7 @@ def _jump_from_level(tables, level, psi, new, u):
     return chosen
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _transition_weight(level_ptr, trans_target, mat_ptr, mat, j, lo, b, psi):
     """``||M_j psi_B||^2`` of transition entry ``j`` out of the level at ``lo`` (size b)."""
     target = trans_target[j]
@@ -312,7 +225,7 @@ def _transition_weight(level_ptr, trans_target, mat_ptr, mat, j, lo, b, psi):
     return weight
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _level_decay(level_ptr, block_ptr, decay, level, psi):
     """``<psi_B| K_B |psi_B>`` of one level block: the jump rate out of level ``B``. Distinct
     source levels jump through one channel into distinct target levels, so this is exactly
@@ -418,7 +331,7 @@ def _finish(engine, tally, traj, levels, n_levels, psi):
 
 
 @numba.njit(cache=True, nogil=True)
-def _amplitude(engine, tally, rng, traj, levels, n_levels, t, k, work, parts):
+def _amplitude(engine, tally, sums, rng, traj, levels, n_levels, t, k, work, parts, occ):
     """Amplitude mode: exact non-Hermitian evolution of the occupied level blocks and jumps.
 
     Starts from the normalised state ``work[0]`` with support ``levels[:n_levels]`` at time
@@ -426,18 +339,13 @@ def _amplitude(engine, tally, rng, traj, levels, n_levels, t, k, work, parts):
     eigenstate of a non-degenerate level (pure mode takes over), or ``(-1, t, k)`` when the
     trajectory reaches ``t_final``.
     """
-    psi, coeff, new, phase, step, user = work[0], work[1], work[2], work[3], work[4], work[5]
+    psi, coeff, new = work[0], work[1], work[2]
     times = tally.times
     t_final = times[-1]
     tables = JumpTables(engine.level_ptr, engine.block_ptr, engine.decay, engine.trans_ptr,
                         engine.trans_target, engine.trans_mat_ptr, engine.trans_mat,
                         engine.trans_channel, engine.chan_ptr, engine.chan_row, engine.chan_col,
-                        engine.chan_val)
-    level_ptr, lam, right = engine.level_ptr, engine.heff_lambda, engine.heff_right
-    sums = OutputSums(level_ptr, tally.pop_sum, tally.pop_sumsq, tally.observables,
-                      tally.observable_mode, tally.user_diagonal, tally.obs_sum, tally.obs_sumsq,
-                      tally.basis, tally.real_basis, tally.rhodiag_sum, tally.rhodiag_sumsq,
-                      tally.buffer, tally.fill)
+                        engine.chan_val, engine.trans_weight)
     records = JumpRecords(tally.heat, tally.n_jumps, tally.emissions, tally.absorptions,
                           tally.first_jump_time, tally.dephasings, tally.log_time,
                           tally.log_code, tally.log_levels, tally.log_count)
@@ -449,21 +357,7 @@ def _amplitude(engine, tally, rng, traj, levels, n_levels, t, k, work, parts):
         target = 1.0 - uniform(rng)
         tau = waiting_time(engine, levels, n_levels, coeff, target, t_final - t, new)
         t_jump = t + tau if tau >= 0.0 else np.inf
-        # The output times before the jump: the phases by recurrence, one set of exponentials
-        # per distinct interval (one in all on a uniform grid).
-        interval = -1.0
-        first = k
-        while k < times.size and times[k] < t_jump:
-            if k == first:
-                phases(level_ptr, lam, levels, n_levels, times[k] - t, phase)
-            else:
-                if times[k] - times[k - 1] != interval:
-                    interval = times[k] - times[k - 1]
-                    phases(level_ptr, lam, levels, n_levels, interval, step)
-                advance(level_ptr, levels, n_levels, phase, step)
-            norm = apply(level_ptr, tables.block_ptr, right, levels, n_levels, coeff, phase, new)
-            _accumulate(sums, levels, n_levels, new, norm, k, user, parts)
-            k += 1
+        k = segment_outputs(sums, levels, n_levels, coeff, t, t_jump, k, work, parts, occ)
         if n_levels == 1:
             tally.occupation_time[levels[0]] += min(t_jump, t_final) - t
         if tau < 0.0:  # no jump before t_final
@@ -492,7 +386,7 @@ def _amplitude(engine, tally, rng, traj, levels, n_levels, t, k, work, parts):
 
 
 @numba.njit(cache=True, nogil=True)
-def _start(engine, initial, tally, traj, rng, component, levels, work, parts):
+def _start(engine, initial, tally, sums, traj, rng, component, levels, work, parts, occ):
     """A trajectory that does not start in pure mode: from the initial ``component`` (an
     eigenstate of a degenerate level, or a superposition); runs :func:`_amplitude` from t = 0."""
     psi = work[0]
@@ -504,11 +398,12 @@ def _start(engine, initial, tally, traj, rng, component, levels, work, parts):
         psi[:] = initial.psi[initial.vector[component]]
     n_levels = _support(engine, psi, levels)
     tally.initial_level[traj] = levels[0] if n_levels == 1 else -1
-    return _amplitude(engine, tally, rng, traj, levels, n_levels, 0.0, 0, work, parts)
+    return _amplitude(engine, tally, sums, rng, traj, levels, n_levels, 0.0, 0, work, parts,
+                      occ)
 
 
 @numba.njit(cache=True, nogil=True)
-def _land(engine, tally, rng, traj, j, t, k, levels, work, parts):
+def _land(engine, tally, sums, rng, traj, j, t, k, levels, work, parts, occ):
     """After the pure-mode jump ``j`` at time ``t``: ``(level, t, k)`` of the new state.
 
     Into a non-degenerate level the state is its eigenstate; into a degenerate one it is the
@@ -524,7 +419,7 @@ def _land(engine, tally, rng, traj, j, t, k, levels, work, parts):
         psi[lo + r] = engine.trans_mat[start + r]
     levels[0] = level
     _normalise(engine.level_ptr, engine.block_ptr, engine.decay, levels, 1, psi)
-    return _amplitude(engine, tally, rng, traj, levels, 1, t, k, work, parts)
+    return _amplitude(engine, tally, sums, rng, traj, levels, 1, t, k, work, parts, occ)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -566,6 +461,13 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
     work = np.zeros((6, d), dtype=np.complex128)  # psi, coeff, new, phase, step, user
     parts = np.zeros((2, d))  # real and imaginary parts of the state in the user's basis
     levels = np.empty(n_level, dtype=np.int64)
+    occ = np.empty(d, dtype=np.int64)  # the occupied eigenstates of an amplitude segment
+    step0, dt0 = uniform_steps(engine.heff_lambda, times)
+    sums = OutputSums(times, level_ptr, engine.block_ptr, engine.heff_lambda, engine.heff_right,
+                      tally.pop_sum, tally.pop_sumsq, tally.observables, tally.observable_mode,
+                      tally.user_diagonal, tally.obs_sum, tally.obs_sumsq, tally.basis,
+                      tally.real_basis, tally.rhodiag_sum, tally.rhodiag_sumsq, tally.buffer,
+                      tally.fill, step0, dt0)
     n_lanes = max(1, min(lanes, count))
     # pick: alias slot, then pair, then transition; row: the lane's chunk row (-1: idle)
     row, level, t, k, rng, pick, draw = lane_state(n_lanes)
@@ -592,8 +494,8 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
                         tally.initial_level[row[lane]] = level_of[m]
                     else:
                         level[lane], t[lane], k[lane] = _start(
-                            engine, initial, tally, row[lane], rng[lane], c, levels, work,
-                            parts)
+                            engine, initial, tally, sums, row[lane], rng[lane], c, levels, work,
+                            parts, occ)
                     if level[lane] < 0:
                         row[lane] = -1
                         continue
@@ -677,8 +579,9 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
                 if level_ptr[target[lane] + 1] - level_ptr[target[lane]] == 1:
                     level[lane] = target[lane]
                     continue
-                level[lane], t[lane], k[lane] = _land(engine, tally, rng[lane], row[lane], j,
-                                                      t[lane], k[lane], levels, work, parts)
+                level[lane], t[lane], k[lane] = _land(engine, tally, sums, rng[lane], row[lane],
+                                                      j, t[lane], k[lane], levels, work, parts,
+                                                      occ)
                 if level[lane] < 0:
                     row[lane] = -1
     _count(trans_counts, taken, n_taken)

@@ -1,7 +1,7 @@
 """The full density matrix of amplitude-mode trajectories: their outer products, summed.
 
 With ``density_matrix = "full"`` a trajectory in amplitude mode keeps its normalised state at
-each output time (user's basis) as a row of the tally's buffer (the kernel's ``_accumulate``);
+each output time (user's basis) as a row of the tally's buffer (:func:`.observe.segment_outputs`);
 after the kernel call :func:`flush` adds each output time's rows U (n, d) to the (d, d) sums by
 real matrix products. Per-state outer products touched the whole (T, d, d) sums, twice, for
 every trajectory (memory-bound: ~2 trajectories/s at d = 256); in the kernel the products

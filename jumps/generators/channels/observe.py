@@ -1,0 +1,223 @@
+"""The output times of amplitude mode: the state at every output time of a no-jump segment,
+added to the running sums.
+
+One call per segment (between two jumps), not per output time: every array is bound once
+(Numba adds an atomic reference-count pair for each array it takes out of a namedtuple, and per
+output time those pairs cost a fifth of the amplitude path), the occupied eigenstates are listed
+once, and the per-output work is plain loops over them:
+
+- the phases ``exp(-i lambda (t_k - t))`` by recurrence: on the grid's first interval ``dt0``
+  with ``step0 = exp(-i lambda dt0)`` computed once per kernel call (an interval that differs
+  from ``dt0`` by rounding only, as ``linspace`` grids do, counts as ``dt0``: the phase is then
+  off by ``lambda`` times a few ulps of t, ~1e-14), other intervals with their own exponentials;
+- the state ``psi(t_k) = R (phase * coeff)`` on the occupied level blocks, its norm;
+- populations, observables given in the eigenbasis (a product over the occupied states, or
+  within each occupied level for LEVEL_BLOCKS observables);
+- the state in the user's basis, ``u = sum_m psi_m v_m`` over the occupied eigenstates ``m``
+  (rows ``v_m`` of the basis), for the diagonal of rho, the observables diagonal in the user's
+  basis and the full density matrix's buffer (:mod:`.output`). With a real basis, four
+  eigenstates per pass over ``u``: eight multiply-adds per load and store of ``u`` instead of
+  two (the loop is bound by memory operations, not arithmetic).
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numba
+import numpy as np
+
+# The arrays the output times read and write.
+OutputSums = namedtuple("OutputSums", [
+    "times", "level_ptr", "block_ptr", "lam", "right", "pop_sum", "pop_sumsq", "observables",
+    "observable_mode", "user_diagonal", "obs_sum", "obs_sumsq", "basis", "real_basis",
+    "rhodiag_sum", "rhodiag_sumsq", "buffer", "fill",
+    "step0",            # (d,) complex: exp(-i lambda dt0) (uniform_steps)
+    "dt0"])             # float: the grid's first interval (0 with one output time)
+
+# Two output intervals differing by less than this many ulps of the time are one interval.
+SAME_INTERVAL_ULPS = 16.0
+EPSILON = float(np.finfo(np.float64).eps)
+
+# Observable modes (Tally.observable_mode): a dense product over the occupied eigenstates;
+# the diagonal in the user's basis, after the basis change the diagonal of rho needs anyway;
+# blocks of the eigenbasis matrix within each occupied level (conserved quantities such as the
+# energy: a single-level state costs b^2, not d^2).
+DENSE, USER_DIAGONAL, LEVEL_BLOCKS = 0, 1, 2
+
+
+@numba.njit(cache=True, nogil=True)
+def segment_outputs(sums, levels, n_levels, coeff, t, t_jump, k, work, parts, occ):
+    """Add the state at the output times ``t_k`` in ``[t, t_jump)`` (from ``k`` on) to
+    ``sums`` (:data:`OutputSums`); ``coeff``: the state at ``t`` in R-coordinates on the levels
+    ``levels[:n_levels]``. Returns the next output time's index.
+
+    ``work``: the kernel's complex work rows (2: the state, 3: phases, 4: phase steps, 5: the
+    user's-basis row for the buffer); ``parts``: (2, d) float; ``occ``: (d,) int64."""
+    times, level_ptr, block_ptr, lam, right = (sums.times, sums.level_ptr, sums.block_ptr,
+                                               sums.lam, sums.right)
+    if k >= times.size or times[k] >= t_jump:
+        return k
+    pop_sum, pop_sumsq, obs_sum, obs_sumsq = (sums.pop_sum, sums.pop_sumsq, sums.obs_sum,
+                                              sums.obs_sumsq)
+    observables, modes, user_diagonal = sums.observables, sums.observable_mode, sums.user_diagonal
+    basis, real_basis = sums.basis, sums.real_basis
+    rhodiag_sum, rhodiag_sumsq, buffer, fill = (sums.rhodiag_sum, sums.rhodiag_sumsq,
+                                                sums.buffer, sums.fill)
+    new, phase, step, user = work[2], work[3], work[4], work[5]
+    re, im = parts[0], parts[1]
+    d = re.size
+    n_obs = observables.shape[0]
+    n_occ = 0
+    single = True
+    for i in range(n_levels):
+        lv = levels[i]
+        single = single and level_ptr[lv + 1] - level_ptr[lv] == 1
+        for m in range(level_ptr[lv], level_ptr[lv + 1]):
+            occ[n_occ] = m
+            n_occ += 1
+    user_needed = rhodiag_sum.shape[0] > 0 or buffer.shape[0] > 0
+    for o in range(n_obs):
+        user_needed = user_needed or modes[o] == USER_DIAGONAL
+    real = real_basis.shape[0] > 0
+    interval = -1.0
+    first = k
+    step0, dt0 = sums.step0, sums.dt0
+    while k < times.size and times[k] < t_jump:
+        # Phases: exact at the first output time, then by recurrence.
+        if k == first:
+            for i in range(n_occ):
+                m = occ[i]
+                phase[m] = np.exp(-1j * lam[m] * (times[k] - t))
+        elif abs(times[k] - times[k - 1] - dt0) <= SAME_INTERVAL_ULPS * EPSILON * times[k]:
+            for i in range(n_occ):
+                m = occ[i]
+                phase[m] *= step0[m]
+        else:
+            if times[k] - times[k - 1] != interval:
+                interval = times[k] - times[k - 1]
+                for i in range(n_occ):
+                    m = occ[i]
+                    step[m] = np.exp(-1j * lam[m] * interval)
+            for i in range(n_occ):
+                m = occ[i]
+                phase[m] *= step[m]
+        # The state R (phase * coeff) and its squared norm.
+        norm = 0.0
+        if single:
+            for i in range(n_occ):
+                m = occ[i]
+                value = coeff[m] * phase[m]
+                new[m] = value
+                norm += value.real ** 2 + value.imag ** 2
+        else:
+            for i in range(n_levels):
+                lv = levels[i]
+                lo, hi = level_ptr[lv], level_ptr[lv + 1]
+                b = hi - lo
+                if b == 1:
+                    new[lo] = coeff[lo] * phase[lo]
+                else:
+                    start = block_ptr[lv]
+                    new[lo:hi] = 0.0
+                    for c in range(b):
+                        phased = coeff[lo + c] * phase[lo + c]
+                        for r in range(b):
+                            new[lo + r] += right[start + r * b + c] * phased
+                for m in range(lo, hi):
+                    norm += new[m].real ** 2 + new[m].imag ** 2
+        scale = 1.0 / norm
+        # Populations and the observables given in the eigenbasis.
+        for i in range(n_occ):
+            m = occ[i]
+            p = (new[m].real ** 2 + new[m].imag ** 2) * scale
+            pop_sum[k, m] += p
+            pop_sumsq[k, m] += p * p
+        for o in range(n_obs):
+            mode = modes[o]
+            if mode == USER_DIAGONAL:
+                continue
+            value = 0.0
+            for i in range(n_levels):
+                lv = levels[i]
+                for m in range(level_ptr[lv], level_ptr[lv + 1]):
+                    acc = 0j
+                    if mode == LEVEL_BLOCKS:
+                        for n in range(level_ptr[lv], level_ptr[lv + 1]):
+                            acc += observables[o, m, n] * new[n]
+                    else:
+                        for j in range(n_occ):
+                            acc += observables[o, m, occ[j]] * new[occ[j]]
+                    value += (np.conj(new[m]) * acc).real
+            value *= scale
+            obs_sum[k, o] += value
+            obs_sumsq[k, o] += value * value
+        if user_needed:
+            _to_user(new, np.sqrt(scale), occ, n_occ, real, real_basis, basis, re, im)
+            for o in range(n_obs):
+                if modes[o] == USER_DIAGONAL:
+                    value = 0.0
+                    for r in range(d):
+                        value += user_diagonal[o, r] * (re[r] * re[r] + im[r] * im[r])
+                    obs_sum[k, o] += value
+                    obs_sumsq[k, o] += value * value
+            if rhodiag_sum.shape[0] > 0:
+                for r in range(d):
+                    p = re[r] * re[r] + im[r] * im[r]
+                    rhodiag_sum[k, r] += p
+                    rhodiag_sumsq[k, r] += p * p
+            if buffer.shape[0] > 0:
+                for r in range(d):
+                    user[r] = complex(re[r], im[r])
+                buffer[k, fill[k]] = user
+                fill[k] += 1
+        k += 1
+    return k
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _to_user(psi, scale, occ, n_occ, real, real_basis, basis, re, im):
+    """``(re, im) = scale sum_m psi_m v_m`` over the occupied eigenstates ``occ[:n_occ]``."""
+    re[:] = 0.0
+    im[:] = 0.0
+    d = re.size
+    if real:
+        i = 0
+        while i + 4 <= n_occ:
+            m0, m1, m2, m3 = occ[i], occ[i + 1], occ[i + 2], occ[i + 3]
+            a0, b0 = psi[m0].real * scale, psi[m0].imag * scale
+            a1, b1 = psi[m1].real * scale, psi[m1].imag * scale
+            a2, b2 = psi[m2].real * scale, psi[m2].imag * scale
+            a3, b3 = psi[m3].real * scale, psi[m3].imag * scale
+            for r in range(d):
+                v0, v1, v2, v3 = real_basis[m0, r], real_basis[m1, r], real_basis[m2, r], \
+                    real_basis[m3, r]
+                re[r] += (a0 * v0 + a1 * v1) + (a2 * v2 + a3 * v3)
+                im[r] += (b0 * v0 + b1 * v1) + (b2 * v2 + b3 * v3)
+            i += 4
+        while i < n_occ:
+            m = occ[i]
+            a, b = psi[m].real * scale, psi[m].imag * scale
+            for r in range(d):
+                re[r] += a * real_basis[m, r]
+                im[r] += b * real_basis[m, r]
+            i += 1
+    else:
+        for i in range(n_occ):
+            m = occ[i]
+            a, b = psi[m].real * scale, psi[m].imag * scale
+            for r in range(d):
+                v = basis[m, r]
+                re[r] += a * v.real - b * v.imag
+                im[r] += a * v.imag + b * v.real
+
+
+@numba.njit(cache=True, nogil=True)
+def uniform_steps(lam, times):
+    """``(step0, dt0)``: ``exp(-i lambda dt0)`` for every eigenstate, ``dt0`` the grid's first
+    interval (once per kernel call: d exponentials)."""
+    dt0 = times[1] - times[0] if times.size > 1 else 0.0
+    step0 = np.empty(lam.size, dtype=np.complex128)
+    for m in range(lam.size):
+        step0[m] = np.exp(-1j * lam[m] * dt0)
+    return step0, dt0
