@@ -22,21 +22,26 @@ MAX_ROOT_STEPS = 200
 
 
 @numba.njit(cache=True, nogil=True)
-def evolve(engine, levels, n_levels, coeff, tau, out):
-    """``out = R exp(-i lambda tau) coeff`` on the listed levels (coeff in R-coordinates)."""
+def evolve(level_ptr, block_ptr, lam, right, levels, n_levels, coeff, tau, out):
+    """``out = R exp(-i lambda tau) coeff`` on the listed levels (coeff in R-coordinates).
+
+    These functions run at every jump: they take the engine's arrays (``lam``:
+    ``engine.heff_lambda``, ``right``: ``engine.heff_right``, ...), not the engine (Numba adds
+    an atomic reference-count pair per array of a namedtuple argument per call: with the ~27
+    arrays of the Engine, a tenth of the amplitude path's time)."""
     for i in range(n_levels):
         k = levels[i]
-        lo, hi = engine.level_ptr[k], engine.level_ptr[k + 1]
+        lo, hi = level_ptr[k], level_ptr[k + 1]
         b = hi - lo
         if b == 1:
-            out[lo] = coeff[lo] * np.exp(-1j * engine.heff_lambda[lo] * tau)
+            out[lo] = coeff[lo] * np.exp(-1j * lam[lo] * tau)
             continue
-        start = engine.block_ptr[k]
+        start = block_ptr[k]
         out[lo:hi] = 0.0
         for c in range(b):  # one exponential per component, then the block's column
-            phased = coeff[lo + c] * np.exp(-1j * engine.heff_lambda[lo + c] * tau)
+            phased = coeff[lo + c] * np.exp(-1j * lam[lo + c] * tau)
             for r in range(b):
-                out[lo + r] += engine.heff_right[start + r * b + c] * phased
+                out[lo + r] += right[start + r * b + c] * phased
 
 
 @numba.njit(cache=True, nogil=True)
@@ -77,14 +82,8 @@ def evolved_norm(level_ptr, block_ptr, lam, right, decay_blocks, levels, n_level
 
 
 @numba.njit(cache=True, nogil=True)
-def norm_and_slope(engine, levels, n_levels, psi):
-    """``||psi||^2`` and its time derivative ``-psi^dag K psi`` on the listed levels."""
-    return block_norm(engine.level_ptr, engine.block_ptr, engine.decay, levels, n_levels, psi)
-
-
-@numba.njit(cache=True, nogil=True)
 def block_norm(level_ptr, block_ptr, decay_blocks, levels, n_levels, psi):
-    """:func:`norm_and_slope` on the engine's arrays."""
+    """``||psi||^2`` and its time derivative ``-psi^dag K psi`` on the listed levels."""
     norm = 0.0
     slope = 0.0
     for i in range(n_levels):
@@ -102,22 +101,26 @@ def block_norm(level_ptr, block_ptr, decay_blocks, levels, n_levels, psi):
 
 
 @numba.njit(cache=True, nogil=True)
-def to_right_coordinates(engine, levels, n_levels, psi, coeff):
-    """``coeff = R^-1 psi`` on the listed levels."""
+def to_right_coordinates(level_ptr, block_ptr, left, levels, n_levels, psi, coeff):
+    """``coeff = R^-1 psi`` on the listed levels (``left``: ``engine.heff_left``)."""
     for i in range(n_levels):
         k = levels[i]
-        lo, hi = engine.level_ptr[k], engine.level_ptr[k + 1]
+        lo, hi = level_ptr[k], level_ptr[k + 1]
         b = hi - lo
-        start = engine.block_ptr[k]
+        if b == 1:
+            coeff[lo] = left[block_ptr[k]] * psi[lo]
+            continue
+        start = block_ptr[k]
         for r in range(b):
             acc = 0j
             for c in range(b):
-                acc += engine.heff_left[start + r * b + c] * psi[lo + c]
+                acc += left[start + r * b + c] * psi[lo + c]
             coeff[lo + r] = acc
 
 
 @numba.njit(cache=True, nogil=True)
-def waiting_time(engine, levels, n_levels, coeff, target, tau_max, work):
+def waiting_time(level_ptr, block_ptr, lam, right, decay_blocks, levels, n_levels, coeff, target,
+                 tau_max, work):
     """Smallest ``tau`` in [0, tau_max] with ``||psi(tau)||^2 = target``, or -1 if none.
 
     The norm decreases monotonically. Newton's method runs on ``ln ||psi(tau)||^2 - ln
@@ -128,11 +131,6 @@ def waiting_time(engine, levels, n_levels, coeff, target, tau_max, work):
     shrinking bracket and replaced by bisection when they leave it (states on degenerate
     levels, whose norm need not be log-convex).
     """
-    # The engine's arrays are bound once: Numba adds an atomic reference-count pair per array
-    # of a namedtuple argument at every call, and the norm is evaluated ~10 times per jump
-    # (passing the engine cost a quarter of the amplitude path's time).
-    level_ptr, block_ptr, lam = engine.level_ptr, engine.block_ptr, engine.heff_lambda
-    right, decay_blocks = engine.heff_right, engine.decay
     single = True
     for i in range(n_levels):
         single = single and level_ptr[levels[i] + 1] - level_ptr[levels[i]] == 1

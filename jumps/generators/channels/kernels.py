@@ -150,11 +150,11 @@ TAKEN_BUFFER = 4096
 # -- amplitude-mode helpers -----------------------------------------------------------------
 
 @numba.njit(cache=True, nogil=True)
-def _support(engine, psi, levels):
+def _support(level_ptr, psi, levels):
     """List the levels where ``psi`` has weight; returns their count."""
     n = 0
-    for k in range(engine.level_ptr.size - 1):
-        for m in range(engine.level_ptr[k], engine.level_ptr[k + 1]):
+    for k in range(level_ptr.size - 1):
+        for m in range(level_ptr[k], level_ptr[k + 1]):
             if psi[m].real != 0.0 or psi[m].imag != 0.0:
                 levels[n] = k
                 n += 1
@@ -210,7 +210,7 @@ def _jump_from_level(tables, level, psi, new, u):
     return chosen
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _transition_weight(level_ptr, trans_target, mat_ptr, mat, j, lo, b, psi):
     """``||M_j psi_B||^2`` of transition entry ``j`` out of the level at ``lo`` (size b)."""
     target = trans_target[j]
@@ -225,7 +225,7 @@ def _transition_weight(level_ptr, trans_target, mat_ptr, mat, j, lo, b, psi):
     return weight
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _level_decay(level_ptr, block_ptr, decay, level, psi):
     """``<psi_B| K_B |psi_B>`` of one level block: the jump rate out of level ``B``. Distinct
     source levels jump through one channel into distinct target levels, so this is exactly
@@ -254,14 +254,23 @@ def _jump_general(tables, psi, new, u, levels, n_levels):
     ``L_c psi`` is applied. Cost O(sum_B b^2 + transitions out of B + nnz(L_c)), not
     O(all channels)."""
     level_ptr, block_ptr, decay = tables.level_ptr, tables.block_ptr, tables.decay
+    # The levels' weights, kept in new.real (overwritten below): on a non-degenerate level
+    # <psi_B|K_B|psi_B> = |psi_m|^2 K_m, no call.
     total = 0.0
     for i in range(n_levels):
-        total += _level_decay(level_ptr, block_ptr, decay, levels[i], psi)
+        lv = levels[i]
+        lo = level_ptr[lv]
+        if level_ptr[lv + 1] - lo == 1:
+            w = (psi[lo].real ** 2 + psi[lo].imag ** 2) * max(decay[block_ptr[lv]].real, 0.0)
+        else:
+            w = _level_decay(level_ptr, block_ptr, decay, lv, psi)
+        new[i] = w
+        total += w
     x = u * total
     acc = 0.0
     chosen, below, weight = -1, 0.0, 0.0
     for i in range(n_levels):
-        w = _level_decay(level_ptr, block_ptr, decay, levels[i], psi)
+        w = new[i].real
         if w <= 0.0:
             continue
         chosen, below, weight = levels[i], acc, w
@@ -342,6 +351,14 @@ def _amplitude(engine, tally, sums, rng, traj, levels, n_levels, t, k, work, par
     psi, coeff, new = work[0], work[1], work[2]
     times = tally.times
     t_final = times[-1]
+    # Every array is bound once, outside the loop (see evolution.evolve on reference counts).
+    level_ptr, block_ptr, lam = engine.level_ptr, engine.block_ptr, engine.heff_lambda
+    right, left, decay = engine.heff_right, engine.heff_left, engine.decay
+    trans_bath, trans_frequency, trans_channel = (engine.trans_bath, engine.trans_frequency,
+                                                  engine.trans_channel)
+    chan_bath, chan_frequency = engine.chan_bath, engine.chan_frequency
+    trans_counts, jump_counts = tally.trans_counts, tally.jump_counts
+    occupation_time = tally.occupation_time
     tables = JumpTables(engine.level_ptr, engine.block_ptr, engine.decay, engine.trans_ptr,
                         engine.trans_target, engine.trans_mat_ptr, engine.trans_mat,
                         engine.trans_channel, engine.chan_ptr, engine.chan_row, engine.chan_col,
@@ -351,37 +368,38 @@ def _amplitude(engine, tally, sums, rng, traj, levels, n_levels, t, k, work, par
                           tally.log_code, tally.log_levels, tally.log_count)
     while True:
         level = levels[0]
-        if n_levels == 1 and engine.level_ptr[level + 1] - engine.level_ptr[level] == 1:
+        if n_levels == 1 and level_ptr[level + 1] - level_ptr[level] == 1:
             return level, t, k
-        to_right_coordinates(engine, levels, n_levels, psi, coeff)
+        to_right_coordinates(level_ptr, block_ptr, left, levels, n_levels, psi, coeff)
         target = 1.0 - uniform(rng)
-        tau = waiting_time(engine, levels, n_levels, coeff, target, t_final - t, new)
+        tau = waiting_time(level_ptr, block_ptr, lam, right, decay, levels, n_levels, coeff,
+                           target, t_final - t, new)
         t_jump = t + tau if tau >= 0.0 else np.inf
         k = segment_outputs(sums, levels, n_levels, coeff, t, t_jump, k, work, parts, occ)
         if n_levels == 1:
-            tally.occupation_time[levels[0]] += min(t_jump, t_final) - t
+            occupation_time[levels[0]] += min(t_jump, t_final) - t
         if tau < 0.0:  # no jump before t_final
-            evolve(engine, levels, n_levels, coeff, t_final - t, new)
+            evolve(level_ptr, block_ptr, lam, right, levels, n_levels, coeff, t_final - t, new)
             _finish(engine, tally, traj, levels, n_levels, new)
             return -1, t_final, k
-        evolve(engine, levels, n_levels, coeff, tau, psi)
+        evolve(level_ptr, block_ptr, lam, right, levels, n_levels, coeff, tau, psi)
         new[:] = 0.0
         u = uniform(rng)
         if n_levels == 1:
             source = levels[0]
             j = _jump_from_level(tables, source, psi, new, u)
-            tally.trans_counts[j] += 1
-            bath, w, code = engine.trans_bath[j], engine.trans_frequency[j], engine.trans_channel[j]
+            trans_counts[j] += 1
+            bath, w, code = trans_bath[j], trans_frequency[j], trans_channel[j]
         else:
             source = -1
             code = _jump_general(tables, psi, new, u, levels, n_levels)
-            tally.jump_counts[code] += 1
-            bath, w = engine.chan_bath[code], engine.chan_frequency[code]
+            jump_counts[code] += 1
+            bath, w = chan_bath[code], chan_frequency[code]
         psi[:] = new
-        n_levels = _support(engine, psi, levels)
+        n_levels = _support(level_ptr, psi, levels)
         _record_jump(records, traj, bath, w, code, t_jump, source,
                      levels[0] if n_levels == 1 else -1)
-        _normalise(engine.level_ptr, engine.block_ptr, engine.decay, levels, n_levels, psi)
+        _normalise(level_ptr, block_ptr, decay, levels, n_levels, psi)
         t = t_jump
 
 
@@ -396,7 +414,7 @@ def _start(engine, initial, tally, sums, traj, rng, component, levels, work, par
         psi[eigenstate] = 1.0
     else:
         psi[:] = initial.psi[initial.vector[component]]
-    n_levels = _support(engine, psi, levels)
+    n_levels = _support(engine.level_ptr, psi, levels)
     tally.initial_level[traj] = levels[0] if n_levels == 1 else -1
     return _amplitude(engine, tally, sums, rng, traj, levels, n_levels, 0.0, 0, work, parts,
                       occ)

@@ -153,7 +153,42 @@ def segment_outputs(sums, levels, n_levels, coeff, t, t_jump, k, work, parts, oc
             obs_sum[k, o] += value
             obs_sumsq[k, o] += value * value
         if user_needed:
-            _to_user(new, np.sqrt(scale), occ, n_occ, real, real_basis, basis, re, im)
+            # u = sum_m psi_m v_m over the occupied eigenstates, written out here: an inlined
+            # function would bind its six array arguments anew, an atomic reference-count pair
+            # each per output time.
+            root = np.sqrt(scale)
+            for r in range(d):
+                re[r] = 0.0
+                im[r] = 0.0
+            if real:
+                i = 0
+                while i + 4 <= n_occ:
+                    m0, m1, m2, m3 = occ[i], occ[i + 1], occ[i + 2], occ[i + 3]
+                    a0, b0 = new[m0].real * root, new[m0].imag * root
+                    a1, b1 = new[m1].real * root, new[m1].imag * root
+                    a2, b2 = new[m2].real * root, new[m2].imag * root
+                    a3, b3 = new[m3].real * root, new[m3].imag * root
+                    for r in range(d):
+                        v0, v1 = real_basis[m0, r], real_basis[m1, r]
+                        v2, v3 = real_basis[m2, r], real_basis[m3, r]
+                        re[r] += (a0 * v0 + a1 * v1) + (a2 * v2 + a3 * v3)
+                        im[r] += (b0 * v0 + b1 * v1) + (b2 * v2 + b3 * v3)
+                    i += 4
+                while i < n_occ:
+                    m = occ[i]
+                    a, b = new[m].real * root, new[m].imag * root
+                    for r in range(d):
+                        re[r] += a * real_basis[m, r]
+                        im[r] += b * real_basis[m, r]
+                    i += 1
+            else:
+                for i in range(n_occ):
+                    m = occ[i]
+                    a, b = new[m].real * root, new[m].imag * root
+                    for r in range(d):
+                        v = basis[m, r]
+                        re[r] += a * v.real - b * v.imag
+                        im[r] += a * v.imag + b * v.real
             for o in range(n_obs):
                 if modes[o] == USER_DIAGONAL:
                     value = 0.0
@@ -173,43 +208,6 @@ def segment_outputs(sums, levels, n_levels, coeff, t, t_jump, k, work, parts, oc
                 fill[k] += 1
         k += 1
     return k
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _to_user(psi, scale, occ, n_occ, real, real_basis, basis, re, im):
-    """``(re, im) = scale sum_m psi_m v_m`` over the occupied eigenstates ``occ[:n_occ]``."""
-    re[:] = 0.0
-    im[:] = 0.0
-    d = re.size
-    if real:
-        i = 0
-        while i + 4 <= n_occ:
-            m0, m1, m2, m3 = occ[i], occ[i + 1], occ[i + 2], occ[i + 3]
-            a0, b0 = psi[m0].real * scale, psi[m0].imag * scale
-            a1, b1 = psi[m1].real * scale, psi[m1].imag * scale
-            a2, b2 = psi[m2].real * scale, psi[m2].imag * scale
-            a3, b3 = psi[m3].real * scale, psi[m3].imag * scale
-            for r in range(d):
-                v0, v1, v2, v3 = real_basis[m0, r], real_basis[m1, r], real_basis[m2, r], \
-                    real_basis[m3, r]
-                re[r] += (a0 * v0 + a1 * v1) + (a2 * v2 + a3 * v3)
-                im[r] += (b0 * v0 + b1 * v1) + (b2 * v2 + b3 * v3)
-            i += 4
-        while i < n_occ:
-            m = occ[i]
-            a, b = psi[m].real * scale, psi[m].imag * scale
-            for r in range(d):
-                re[r] += a * real_basis[m, r]
-                im[r] += b * real_basis[m, r]
-            i += 1
-    else:
-        for i in range(n_occ):
-            m = occ[i]
-            a, b = psi[m].real * scale, psi[m].imag * scale
-            for r in range(d):
-                v = basis[m, r]
-                re[r] += a * v.real - b * v.imag
-                im[r] += a * v.imag + b * v.real
 
 
 @numba.njit(cache=True, nogil=True)
