@@ -17,9 +17,9 @@ import numpy as np
 
 from .core.records import RECORD_FIELDS
 from .errors import ConfigError
-from .runtime.config import STDERR_SUFFIX as STDERR
-from .runtime.config import _key as result_key
 from .runtime.io import read_results, write_results
+from .runtime.resultfile import STDERR_SUFFIX as STDERR
+from .runtime.resultfile import claim_result_key
 
 # Per-trajectory arrays (first axis: trajectories), concatenated by a merge.
 TRAJECTORY_RECORDS = (*RECORD_FIELDS, "entropy_production", "trajectory_index")
@@ -45,17 +45,7 @@ def stored_names(labels: list, field: str) -> list[str]:
     refused."""
     keys: dict[str, str] = {}
     for label in labels:
-        name = str(label)
-        key = result_key(name)
-        if not name or key.endswith(STDERR):
-            raise ConfigError(f"{field}[{name!r}]", "is empty" if not name else
-                              f"is stored as expect_{key}, which reads as the standard error "
-                              f"of {key[:-len(STDERR)]!r}: rename it")
-        if key in keys:
-            raise ConfigError(f"{field}[{name!r}]",
-                              f"is stored as expect_{key}, like {keys[key]!r} (':' and other "
-                              "signs are stored as '_'): rename one")
-        keys[key] = name
+        claim_result_key(str(label), f"{field}[{str(label)!r}]", keys)
     return list(keys)
 
 
