@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.sparse.linalg import expm_multiply
 
 from . import generators
 from .core.memory import gc_paused
@@ -606,7 +605,7 @@ def exactsolve(H: Any, state: Any, tlist: Any, a_ops: Sequence, e_ops: Any = Non
     vector = problem.vector
     rho0 = (np.outer(vector, vector.conj()) / np.vdot(vector, vector).real
             if vector is not None else density_matrix(problem.rho))
-    solution = _evolve(generator, rho0, problem.tlist - problem.tlist[0])
+    solution = exact.evolve(generator, rho0, problem.tlist - problem.tlist[0])
     rho = solution.rho_user(generator)
     arrays = {"times": problem.tlist, **generator.summary_arrays(),
               "populations": solution.populations, "rho": rho}
@@ -638,25 +637,6 @@ def load(directory: str | Path) -> Result:
     return load_result(directory)
 
 
-def _evolve(generator: DaviesGenerator, rho0: np.ndarray,
-            times: np.ndarray) -> exact.ExactSolution:
-    """:func:`jumps.physics.exact.evolve` on any increasing grid from ``times[0] >= 0``: a
-    uniform grid in one call, else step by step between output times."""
-    steps = np.diff(times)
-    if times.size < 3 or np.allclose(steps, steps[0], rtol=1e-9, atol=0):
-        return exact.evolve(generator, rho0, times)
-    L = exact.liouvillian(generator)
-    vector = generator.to_energy_basis(rho0.astype(complex)).ravel()
-    states, previous = [], 0.0
-    for t in times:
-        if t > previous:
-            vector = expm_multiply(L * (t - previous), vector)
-        states.append(vector)
-        previous = t
-    d = generator.dimension
-    return exact.ExactSolution(times=times, rho_energy=np.array(states).reshape(-1, d, d))
-
-
 def solve_exact(generator: DaviesGenerator, rho0: Any, times: Any) -> exact.ExactSolution:
     """The master equation's ``rho(t)`` from ``rho0`` (a density matrix or a ket, array or
     Qobj, user's basis) at ``times`` (increasing, from >= 0; any spacing): see
@@ -669,4 +649,4 @@ def solve_exact(generator: DaviesGenerator, rho0: Any, times: Any) -> exact.Exac
     times = np.asarray(times, dtype=float)
     if times.ndim != 1 or times.size < 1 or times[0] < 0 or np.any(np.diff(times) <= 0):
         raise ConfigError("times", "must be a 1-d increasing grid from t >= 0")
-    return _evolve(generator, density_matrix(rho), times)
+    return exact.evolve(generator, density_matrix(rho), times)
