@@ -17,9 +17,9 @@ import numpy as np
 
 from .core.records import RECORD_FIELDS
 from .errors import ConfigError
-from .runtime.io import read_results, write_results
+from .runtime.io import write_results
 from .runtime.resultfile import STDERR_SUFFIX as STDERR
-from .runtime.resultfile import claim_result_key
+from .runtime.resultfile import claim_result_key, read_checked
 
 # Per-trajectory arrays (first axis: trajectories), concatenated by a merge.
 TRAJECTORY_RECORDS = (*RECORD_FIELDS, "entropy_production", "trajectory_index")
@@ -359,6 +359,10 @@ class Result:
 def load(directory: str | Path) -> Result:
     """Read a result directory (``python -m jumps run`` or ``exact``, or :meth:`Result.save`).
 
+    Every array is checked on reading (:func:`jumps.runtime.resultfile.read_checked`, as
+    ``python -m analysis`` does): shapes, dtypes, index ranges, NaN, the keys a result must
+    have, ``run.json``'s types.
+
     Parameters
     ----------
     directory : str or Path
@@ -366,26 +370,17 @@ def load(directory: str | Path) -> Result:
     Returns
     -------
     Result
-        The class :func:`jumps.jumpsolve` returns. (``analysis.load_result`` reads the same
-        directory and also checks every array's shape and values.)
+        The class :func:`jumps.jumpsolve` returns; ``derived`` names arrays the file lacked
+        (levels, bath temperatures) and that were derived from the others.
 
     Raises
     ------
     ConfigError
-        The directory is missing or holds no result.
+        Naming the directory or the file and the reason: missing, not a result, unreadable,
+        incomplete or inconsistent.
     """
-    path = Path(directory)
-    if not path.is_dir():
-        raise ConfigError(str(path), "no such directory" if not path.exists() else
-                          "not a directory (give a result directory of python -m jumps)")
-    try:
-        arrays, meta = read_results(path)
-    except FileNotFoundError:
-        raise ConfigError(str(path), "not a jumps result directory (no results.npz and "
-                                     "run.json)") from None
-    except (OSError, ValueError) as error:
-        raise ConfigError(str(path), f"unreadable result: {error}") from None
-    return Result(arrays, meta, path=path)
+    arrays, meta, derived = read_checked(directory)
+    return Result(arrays, meta, path=Path(directory), derived=derived)
 
 
 def merge(first: Result, second: Result) -> Result:
