@@ -345,6 +345,58 @@ class Result:
         owner = self.arrays.get("jump_trajectory")
         return [self.arrays["jump_bath"][owner == row] for row in self._recorded_rows()]
 
+    # -- other forms -------------------------------------------------------------------
+
+    def to_xarray(self):
+        """The result as an ``xarray.Dataset`` (xarray is an optional dependency).
+
+        Returns
+        -------
+        xarray.Dataset
+            Coordinate ``time`` (:attr:`times`). One variable per expectation value over
+            ``time``, named as stored (``expect_<key>``: ``expect_sz_0`` for ``"sz:0"``,
+            ``expect_e0`` for the first of a list ``e_ops``; attribute ``label``, the name or
+            index in ``e_ops``); for a trajectory result also ``expect_<key>_stderr`` (the
+            standard error of the mean, :attr:`stderr`) and ``std_expect_<key>`` (the spread
+            over trajectories, :attr:`std_expect`). Callable ``e_ops`` as ``callback_<key>``.
+            ``populations`` (and ``populations_stderr``) over ``(time, state)``, the eigenstates
+            in ascending energy, with the coordinate ``energy`` on ``state``. Attributes:
+            ``method``, ``generator``, ``dimension``, ``ntraj``, ``seeds``.
+
+        Raises
+        ------
+        ImportError
+            xarray is not installed (``pip install xarray``).
+        """
+        try:
+            import xarray
+        except ImportError:
+            raise ImportError("Result.to_xarray needs xarray, an optional dependency: "
+                              "pip install xarray") from None
+        variables = {}
+        root = math.sqrt(max(self.ntraj, 1))
+        for entry in self._entries:
+            prefix = CALLBACK if entry.get("callable") else "expect_"
+            label = {"label": str(entry["label"])}
+            variables[prefix + entry["key"]] = ("time", self._mean(entry), label)
+            error = self._stderr(entry)
+            if self.is_trajectories and error is not None:
+                variables[f"expect_{entry['key']}{STDERR}"] = (
+                    "time", error, {**label, "meaning": "standard error of the mean"})
+                variables[f"std_expect_{entry['key']}"] = (
+                    "time", error * root, {**label, "meaning": "standard deviation over "
+                                                                "trajectories"})
+        coords = {"time": self.times}
+        for key in ("populations", f"populations{STDERR}"):
+            if key in self.arrays:
+                variables[key] = (("time", "state"), self.arrays[key],
+                                  {"meaning": "energy-eigenbasis populations"
+                                   + (", standard error" if key.endswith(STDERR) else "")})
+                coords["energy"] = ("state", self.energies)
+        attrs = {"method": self.method, "generator": str(self.meta.get("generator", "")),
+                 "dimension": self.dimension, "ntraj": self.ntraj, "seeds": self.seeds}
+        return xarray.Dataset(variables, coords=coords, attrs=attrs)
+
     # -- files -------------------------------------------------------------------------
 
     def save(self, directory: str | Path, meta: dict | None = None) -> None:
