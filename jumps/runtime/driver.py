@@ -33,6 +33,7 @@ from .io import discard_directory, inject, read_meta, write_results
 from .outdir import OutputDirectory
 from .outdir import release as release_lock
 from .plan import Plan, default_chunk_size, recorded_trajectories, resolve_start
+from .progress import progress_bar
 from .statistics import (
     check_counting_fields,
     exact_statistics,
@@ -420,7 +421,7 @@ def _work(comm, plan: Plan, config: RunConfig, runner, saver: checkpoint.RankChe
         base = plan.observable_moments(previous.sums) if previous.sums else None
         scheduler = _Scheduler(plan, done, target_stderr, base)
     dispatcher = comm.dispatcher(scheduler.next_chunk if scheduler else None)
-    bar = _progress(plan, scheduler.done_trajectories, quiet) if scheduler else None
+    bar = progress_bar(plan.ntraj, scheduler.done_trajectories, quiet) if scheduler else None
     my_chunks: list[int] = []
     report: dict = {"rank": comm.rank}
     start = last_save = time.perf_counter()
@@ -441,9 +442,9 @@ def _work(comm, plan: Plan, config: RunConfig, runner, saver: checkpoint.RankChe
                   plan.observable_moments(runner.sums(transitions=False))
                   if target_stderr else None}
         if bar is not None:
-            bar.update(scheduler.done_trajectories + count - bar.n)
             rate = (scheduler.jumps + jumps) / max(time.perf_counter() - start, 1e-9)
             bar.set_postfix_str(f"{rate:.3g} jumps/s", refresh=False)
+            bar.update(scheduler.done_trajectories + count - bar.n)
         if time.perf_counter() - last_save > config.checkpoint_seconds:
             saver.write(runner.sums(), my_chunks, plan.rows(my_chunks), runner.records)
             last_save = time.perf_counter()
@@ -496,8 +497,3 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _progress(plan: Plan, initial: int, quiet: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=plan.ntraj, initial=initial, unit="traj", disable=quiet or None,
-                dynamic_ncols=True, file=sys.stderr)
