@@ -33,6 +33,7 @@ _install_kernel_cache()
 
 from .api import (
     SecularWarning,
+    WeakCouplingWarning,
     davies_generator,
     exact_statistics,
     exactsolve,
@@ -46,6 +47,7 @@ from .errors import ConfigError
 from .physics.baths import drude_lorentz, from_callable, from_rates, ohmic, tabulated
 from .result import Result
 
-__all__ = ["ConfigError", "Result", "SecularWarning", "davies_generator", "drude_lorentz",
-           "exact_statistics", "exactsolve", "from_callable", "from_rates", "jumpsolve", "load",
-           "ohmic", "rates_generator", "solve_exact", "tabulated", "unravel_generator"]
+__all__ = ["ConfigError", "Result", "SecularWarning", "WeakCouplingWarning", "davies_generator",
+           "drude_lorentz", "exact_statistics", "exactsolve", "from_callable", "from_rates",
+           "jumpsolve", "load", "ohmic", "rates_generator", "solve_exact", "tabulated",
+           "unravel_generator"]

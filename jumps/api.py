@@ -44,7 +44,7 @@ from .result import load as load_result
 from .runtime import statistics
 from .runtime.config import POPULATION_SUM_TOLERANCE
 from .runtime.driver import MIN_TRAJECTORIES_TO_STOP
-from .runtime.info import secular_warning
+from .runtime.info import validity_warnings
 from .runtime.parallel import Comm
 from .runtime.plan import Plan, recorded_trajectories, resolve_start
 from .runtime.statistics import DEFAULT_S, statistics_records
@@ -143,6 +143,9 @@ def unravel_generator(generator: DaviesGenerator | RateGenerator, psi0: Any = No
     -----
     SecularWarning
         When the secular margin (Bohr-frequency spacing / largest rate) is 10 or less.
+    WeakCouplingWarning
+        When the weak-coupling ratio (largest total rate out of a state / slowest decay rate
+        of a bath correlation function, min(cutoff, 2 pi T)) is above 0.1.
     """
     times = np.asarray(times if times is not None else np.linspace(0.0, 10.0, 101), dtype=float)
     if times.ndim != 1 or times.size < 1 or times[0] < 0 or np.any(np.diff(times) <= 0):
@@ -157,7 +160,7 @@ def unravel_generator(generator: DaviesGenerator | RateGenerator, psi0: Any = No
     names = stored_names(list(observables or {}), "observables")
     operators = {key: check_hermitian(operator_matrix(o), f"observables.{name}")
                  for key, (name, o) in zip(names, (observables or {}).items())}
-    diagnostics = _warn_secular(generator)
+    diagnostics = _warn_validity(generator)
     plan = Plan.create(generator, state, times, trajectories, seed, operators, density,
                        chunk_size)
     run = _run_chunks(plan, generator)
@@ -294,6 +297,12 @@ class SecularWarning(UserWarning):
     the smallest spacing of its Bohr frequencies is not many linewidths (``jumps info``)."""
 
 
+class WeakCouplingWarning(UserWarning):
+    """The weak-coupling (Born-Markov) approximation behind the Davies equation is
+    questionable: the largest total rate out of a state is not much smaller than the slowest
+    decay rate of a bath correlation function (its cutoff, ``2 pi T``; ``jumps info``)."""
+
+
 # Options of jumpsolve and their defaults (README, "Coming from QuTiP").
 JUMPSOLVE_OPTIONS = {
     "progress_bar": True,       # tqdm.auto (a widget in notebooks); False: none
@@ -392,15 +401,16 @@ def _build(problem: Problem, choice: str, density: str, lamb_shift: bool,
     raise refusal or ConfigError("options['generator']", f"no generator accepts {choice!r}")
 
 
-def _warn_secular(generator) -> dict:
-    """Warn (:class:`SecularWarning`) when the secular margin is questionable, as ``jumps
-    info`` flags it; returns the generator's diagnostics record for the result."""
-    diagnostics = generators.of(generator).diagnostics(generator)
-    message = secular_warning(diagnostics)
-    if message:
-        warnings.warn(message, SecularWarning, stacklevel=3)
+def _warn_validity(generator) -> dict:
+    """Warn (:class:`SecularWarning`, :class:`WeakCouplingWarning`) when the secular margin or
+    the weak-coupling ratio is questionable, as ``jumps info`` flags them; returns the figures
+    for the result's ``run.json``."""
+    record, found = validity_warnings(generator)
+    for kind, message in found:
+        category = SecularWarning if kind == "secular" else WeakCouplingWarning
+        warnings.warn(message, category, stacklevel=3)
     return {key: (None if isinstance(value, float) and not np.isfinite(value) else value)
-            for key, value in diagnostics.record.items()}
+            for key, value in record.items()}
 
 
 def _progress_bar(option: Any, total: int):
@@ -494,6 +504,9 @@ def jumpsolve(H: Any, state: Any, tlist: Any, a_ops: Sequence, e_ops: Any = None
     -----
     SecularWarning
         When the secular margin (Bohr-frequency spacing / largest rate) is 10 or less.
+    WeakCouplingWarning
+        When the weak-coupling ratio (largest total rate out of a state / slowest decay rate
+        of a bath correlation function, min(cutoff, 2 pi T)) is above 0.1.
 
     Examples
     --------
@@ -517,7 +530,7 @@ def jumpsolve(H: Any, state: Any, tlist: Any, a_ops: Sequence, e_ops: Any = None
     generator, start = _build(problem, opts["generator"], density, opts["lamb_shift"],
                               opts["degeneracy_tol"], opts["drop_tol"])
     build_seconds = time.perf_counter() - started
-    diagnostics = _warn_secular(generator)
+    diagnostics = _warn_validity(generator)
     times = problem.tlist - problem.tlist[0]
     chunk = int(opts["chunk_size"]) or -(-int(ntraj) // API_CHUNKS)
     plan = Plan.create(generator, start, times, int(ntraj), seed, problem.operators, density,
@@ -601,7 +614,7 @@ def exactsolve(H: Any, state: Any, tlist: Any, a_ops: Sequence, e_ops: Any = Non
                                f"this system has d = {problem.dimension} (use jumpsolve)")
     generator = davies_generator(problem.hamiltonian, problem.couplings, problem.baths,
                                  opts["degeneracy_tol"], opts["drop_tol"], opts["lamb_shift"])
-    diagnostics = _warn_secular(generator)
+    diagnostics = _warn_validity(generator)
     vector = problem.vector
     rho0 = (np.outer(vector, vector.conj()) / np.vdot(vector, vector).real
             if vector is not None else density_matrix(problem.rho))

@@ -36,7 +36,7 @@ CALLBACK = "callback_"
 # run.json figures that stats reports, when present.
 STATS_KEYS = ("method", "generator", "trajectories", "trajectories_requested", "stopped_by",
               "total_jumps", "build_seconds", "run_seconds", "ranks", "density_matrix",
-              "secular_margin", "steady_state_dimension", "lamb_shift")
+              "secular_margin", "weak_coupling_ratio", "steady_state_dimension", "lamb_shift")
 
 
 def stored_names(labels: list, field: str) -> list[str]:

@@ -127,6 +127,27 @@ class Bath:
         zero_rate = 0.0 if np.isinf(beta) else 2.0 * np.pi * self.slope_at_zero / beta
         return np.where(w == 0, zero_rate, gamma)
 
+    def correlation_rates(self) -> list[tuple[str, float]]:
+        """The known rates at which the bath's correlation function decays, by what sets them:
+        the ``cutoff`` of a spectral density that has one (Ohmic, Drude-Lorentz) and ``2 pi T``
+        (the first Matsubara frequency) of a thermal bath at ``T > 0``. Empty when neither is
+        known (a tabulated or callable ``J`` at ``T = 0``, or a bath given by its rates): the
+        weak-coupling check (:func:`jumps.runtime.info.weak_coupling_record`) then leaves the
+        bath out.
+
+        Examples
+        --------
+        >>> ohmic(0.01, 5.0, temperature=0.5).correlation_rates()
+        [('cutoff', 5.0), ('2 pi T', 3.141592653589793)]
+        """
+        rates = []
+        cutoff = self.params.get("cutoff")
+        if cutoff is not None:
+            rates.append(("cutoff", float(cutoff)))
+        if self.is_thermal and 0 < self.beta < np.inf:
+            rates.append(("2 pi T", 2.0 * np.pi / self.beta))
+        return rates
+
     @property
     def fingerprint(self) -> tuple | None:
         """Everything the rates and Lamb shift depend on (for the generator cache), or None

@@ -26,7 +26,7 @@ from .budget import check_run_size
 from .build import build
 from .config import RunConfig
 from .fingerprint import run_fingerprint
-from .info import secular_warning
+from .info import validity_warnings, weak_coupling_record
 from .interrupt import SignalGuard
 from .interrupt import name as signal_name
 from .io import discard_directory, inject, read_meta, write_results
@@ -97,6 +97,7 @@ def metadata(config: RunConfig, generator, method: str, **extra) -> dict:
         "n_times": config.n_times,
         "observables": list(config.observables),
         **unravelling.diagnostics(generator).record,
+        **weak_coupling_record(generator),
         "lists_every_channel": unravelling.lists_every_channel,
         "versions": {"jumps": __version__, "python": sys.version.split()[0],
                      "numpy": np.__version__, "scipy": scipy.__version__,
@@ -133,7 +134,7 @@ def _run_exact(config: RunConfig, output: OutputDirectory) -> dict[str, np.ndarr
     start = time.perf_counter()
     dense = config.model.dimension <= exact.MAX_EXACT_DIMENSION
     generator, _ = build(config, "channels" if dense else None)
-    warn_secular(generator)
+    warn_validity(generator)
     state = resolve_start(generator, config.initial_state)
     unravelling = generators.of(generator)
     density = unravelling.stored_density(config.density_matrix, generator.dimension)
@@ -391,18 +392,18 @@ def _begin(previous: checkpoint.Previous, runner, discard_damaged: bool) -> None
                                   f"{error.strerror}") from None
 
 
-def warn_secular(generator) -> None:
-    """A questionable secular margin, as ``jumps info`` flags it, on stderr (rank 0)."""
-    message = secular_warning(generators.of(generator).diagnostics(generator))
-    if message:
+def warn_validity(generator) -> None:
+    """A questionable secular margin or weak-coupling ratio, as ``jumps info`` flags them, on
+    stderr (rank 0)."""
+    for _, message in validity_warnings(generator)[1]:
         print(f"jumps: warning: {message}", file=sys.stderr, flush=True)
 
 
 def _prepare(config: RunConfig, generator, built, quiet: bool = False):
-    """Rank 0: the plan and the timings so far (and the secular warning, unless ``quiet``:
-    run.json keeps the margin and the analysis report repeats the warning)."""
+    """Rank 0: the plan and the timings so far (and the secular and weak-coupling warnings,
+    unless ``quiet``: run.json keeps the figures and the analysis report repeats them)."""
     if not quiet:
-        warn_secular(generator)
+        warn_validity(generator)
     timings = {"build_seconds": built["build_seconds"], "generator_cache": built["cached"],
                "build_timings": getattr(generator, "timings", None)}
     plan = Plan.create(generator, config.initial_state, config.times, config.trajectories,
