@@ -36,9 +36,6 @@ from .api import (
     WeakCouplingWarning,
     davies_generator,
     exact_statistics,
-    exactsolve,
-    jumpsolve,
-    load,
     rates_generator,
     solve_exact,
     unravel_generator,
@@ -46,6 +43,7 @@ from .api import (
 from .errors import ConfigError
 from .physics.baths import drude_lorentz, from_callable, from_rates, ohmic, tabulated
 from .result import Result
+from .solvers import exactsolve, jumpsolve, load
 
 __all__ = ["ConfigError", "Result", "SecularWarning", "WeakCouplingWarning", "davies_generator",
            "drude_lorentz", "exact_statistics", "exactsolve", "from_callable", "from_rates",
