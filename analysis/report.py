@@ -16,7 +16,7 @@ import numpy as np
 
 from jumps.errors import ConfigError
 from jumps.physics.matrices import operator_norm
-from jumps.runtime.info import SECULAR_MARGIN_OK
+from jumps.runtime.info import SECULAR_MARGIN_OK, weak_coupling_warning
 from jumps.runtime.io import write_json
 
 from . import averages, balance, fluctuations, heat, reference, statistics
@@ -82,6 +82,9 @@ def analyse(result: Result, exact_dir: str | Path | None = None, beta: float | N
         notes.append(f"WARNING: secular margin {margin:.3g} (Bohr-frequency spacing / largest "
                      f"rate, flagged below {SECULAR_MARGIN_OK:g}): the secular approximation "
                      "behind the Davies equation is questionable for this system")
+    weak_coupling = weak_coupling_warning(result.meta)
+    if weak_coupling:
+        notes.append(f"WARNING: {weak_coupling}")
     if result.derived:
         notes.append("derived from the spectrum (absent from the file): "
                      + ", ".join(result.derived))

@@ -33,11 +33,9 @@ _install_kernel_cache()
 
 from .api import (
     SecularWarning,
+    WeakCouplingWarning,
     davies_generator,
     exact_statistics,
-    exactsolve,
-    jumpsolve,
-    load,
     rates_generator,
     solve_exact,
     unravel_generator,
@@ -45,7 +43,9 @@ from .api import (
 from .errors import ConfigError
 from .physics.baths import drude_lorentz, from_callable, from_rates, ohmic, tabulated
 from .result import Result
+from .solvers import exactsolve, jumpsolve, load
 
-__all__ = ["ConfigError", "Result", "SecularWarning", "davies_generator", "drude_lorentz",
-           "exact_statistics", "exactsolve", "from_callable", "from_rates", "jumpsolve", "load",
-           "ohmic", "rates_generator", "solve_exact", "tabulated", "unravel_generator"]
+__all__ = ["ConfigError", "Result", "SecularWarning", "WeakCouplingWarning", "davies_generator",
+           "drude_lorentz", "exact_statistics", "exactsolve", "from_callable", "from_rates",
+           "jumpsolve", "load", "ohmic", "rates_generator", "solve_exact", "tabulated",
+           "unravel_generator"]

@@ -10,6 +10,19 @@ class ConfigError(ValueError):
         Where the problem is, as the user would name it (``baths[0].temperature``).
     reason : str
         What is wrong, in one short sentence.
+
+    Examples
+    --------
+    >>> import jumps
+    >>> try:
+    ...     jumps.ohmic(-1.0, 5.0, temperature=1.0)
+    ... except jumps.ConfigError as error:
+    ...     print(error)
+    ...     print(error.field, "|", error.reason)
+    eta: must be a finite non-negative number, got -1.0
+    eta | must be a finite non-negative number, got -1.0
+    >>> issubclass(jumps.ConfigError, ValueError)
+    True
     """
 
     exit_status = 2

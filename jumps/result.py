@@ -17,9 +17,9 @@ import numpy as np
 
 from .core.records import RECORD_FIELDS
 from .errors import ConfigError
-from .runtime.config import STDERR_SUFFIX as STDERR
-from .runtime.config import _key as result_key
-from .runtime.io import read_results, write_results
+from .runtime.io import write_results
+from .runtime.resultfile import STDERR_SUFFIX as STDERR
+from .runtime.resultfile import claim_result_key, read_checked
 
 # Per-trajectory arrays (first axis: trajectories), concatenated by a merge.
 TRAJECTORY_RECORDS = (*RECORD_FIELDS, "entropy_production", "trajectory_index")
@@ -36,7 +36,7 @@ CALLBACK = "callback_"
 # run.json figures that stats reports, when present.
 STATS_KEYS = ("method", "generator", "trajectories", "trajectories_requested", "stopped_by",
               "total_jumps", "build_seconds", "run_seconds", "ranks", "density_matrix",
-              "secular_margin", "steady_state_dimension", "lamb_shift")
+              "secular_margin", "weak_coupling_ratio", "steady_state_dimension", "lamb_shift")
 
 
 def stored_names(labels: list, field: str) -> list[str]:
@@ -45,17 +45,7 @@ def stored_names(labels: list, field: str) -> list[str]:
     refused."""
     keys: dict[str, str] = {}
     for label in labels:
-        name = str(label)
-        key = result_key(name)
-        if not name or key.endswith(STDERR):
-            raise ConfigError(f"{field}[{name!r}]", "is empty" if not name else
-                              f"is stored as expect_{key}, which reads as the standard error "
-                              f"of {key[:-len(STDERR)]!r}: rename it")
-        if key in keys:
-            raise ConfigError(f"{field}[{name!r}]",
-                              f"is stored as expect_{key}, like {keys[key]!r} (':' and other "
-                              "signs are stored as '_'): rename one")
-        keys[key] = name
+        claim_result_key(str(label), f"{field}[{str(label)!r}]", keys)
     return list(keys)
 
 
@@ -355,6 +345,58 @@ class Result:
         owner = self.arrays.get("jump_trajectory")
         return [self.arrays["jump_bath"][owner == row] for row in self._recorded_rows()]
 
+    # -- other forms -------------------------------------------------------------------
+
+    def to_xarray(self):
+        """The result as an ``xarray.Dataset`` (xarray is an optional dependency).
+
+        Returns
+        -------
+        xarray.Dataset
+            Coordinate ``time`` (:attr:`times`). One variable per expectation value over
+            ``time``, named as stored (``expect_<key>``: ``expect_sz_0`` for ``"sz:0"``,
+            ``expect_e0`` for the first of a list ``e_ops``; attribute ``label``, the name or
+            index in ``e_ops``); for a trajectory result also ``expect_<key>_stderr`` (the
+            standard error of the mean, :attr:`stderr`) and ``std_expect_<key>`` (the spread
+            over trajectories, :attr:`std_expect`). Callable ``e_ops`` as ``callback_<key>``.
+            ``populations`` (and ``populations_stderr``) over ``(time, state)``, the eigenstates
+            in ascending energy, with the coordinate ``energy`` on ``state``. Attributes:
+            ``method``, ``generator``, ``dimension``, ``ntraj``, ``seeds``.
+
+        Raises
+        ------
+        ImportError
+            xarray is not installed (``pip install xarray``).
+        """
+        try:
+            import xarray
+        except ImportError:
+            raise ImportError("Result.to_xarray needs xarray, an optional dependency: "
+                              "pip install xarray") from None
+        variables = {}
+        root = math.sqrt(max(self.ntraj, 1))
+        for entry in self._entries:
+            prefix = CALLBACK if entry.get("callable") else "expect_"
+            label = {"label": str(entry["label"])}
+            variables[prefix + entry["key"]] = ("time", self._mean(entry), label)
+            error = self._stderr(entry)
+            if self.is_trajectories and error is not None:
+                variables[f"expect_{entry['key']}{STDERR}"] = (
+                    "time", error, {**label, "meaning": "standard error of the mean"})
+                variables[f"std_expect_{entry['key']}"] = (
+                    "time", error * root, {**label, "meaning": "standard deviation over "
+                                                                "trajectories"})
+        coords = {"time": self.times}
+        for key in ("populations", f"populations{STDERR}"):
+            if key in self.arrays:
+                variables[key] = (("time", "state"), self.arrays[key],
+                                  {"meaning": "energy-eigenbasis populations"
+                                   + (", standard error" if key.endswith(STDERR) else "")})
+                coords["energy"] = ("state", self.energies)
+        attrs = {"method": self.method, "generator": str(self.meta.get("generator", "")),
+                 "dimension": self.dimension, "ntraj": self.ntraj, "seeds": self.seeds}
+        return xarray.Dataset(variables, coords=coords, attrs=attrs)
+
     # -- files -------------------------------------------------------------------------
 
     def save(self, directory: str | Path, meta: dict | None = None) -> None:
@@ -369,6 +411,10 @@ class Result:
 def load(directory: str | Path) -> Result:
     """Read a result directory (``python -m jumps run`` or ``exact``, or :meth:`Result.save`).
 
+    Every array is checked on reading (:func:`jumps.runtime.resultfile.read_checked`, as
+    ``python -m analysis`` does): shapes, dtypes, index ranges, NaN, the keys a result must
+    have, ``run.json``'s types.
+
     Parameters
     ----------
     directory : str or Path
@@ -376,26 +422,17 @@ def load(directory: str | Path) -> Result:
     Returns
     -------
     Result
-        The class :func:`jumps.jumpsolve` returns. (``analysis.load_result`` reads the same
-        directory and also checks every array's shape and values.)
+        The class :func:`jumps.jumpsolve` returns; ``derived`` names arrays the file lacked
+        (levels, bath temperatures) and that were derived from the others.
 
     Raises
     ------
     ConfigError
-        The directory is missing or holds no result.
+        Naming the directory or the file and the reason: missing, not a result, unreadable,
+        incomplete or inconsistent.
     """
-    path = Path(directory)
-    if not path.is_dir():
-        raise ConfigError(str(path), "no such directory" if not path.exists() else
-                          "not a directory (give a result directory of python -m jumps)")
-    try:
-        arrays, meta = read_results(path)
-    except FileNotFoundError:
-        raise ConfigError(str(path), "not a jumps result directory (no results.npz and "
-                                     "run.json)") from None
-    except (OSError, ValueError) as error:
-        raise ConfigError(str(path), f"unreadable result: {error}") from None
-    return Result(arrays, meta, path=path)
+    arrays, meta, derived = read_checked(directory)
+    return Result(arrays, meta, path=Path(directory), derived=derived)
 
 
 def merge(first: Result, second: Result) -> Result:

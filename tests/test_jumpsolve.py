@@ -270,6 +270,8 @@ def test_refusals_name_the_argument():
         ({"options": {"nonsense": 1}}, "options"),
         ({"seeds": [1, 2]}, "seeds"),
         ({"e_ops": {"a_stderr": qutip.sigmaz()}}, "e_ops"),
+        ({"e_ops": {"sz:0": qutip.sigmaz(), "sz_0": qutip.sigmax()}}, "e_ops['sz_0']"),
+        ({"e_ops": {"": qutip.sigmaz()}}, "e_ops"),
     ]
     for change, field in cases:
         arguments = {"H": H, "state": state, "tlist": tlist, "a_ops": a_ops, "e_ops": e_ops,

@@ -127,6 +127,27 @@ class Bath:
         zero_rate = 0.0 if np.isinf(beta) else 2.0 * np.pi * self.slope_at_zero / beta
         return np.where(w == 0, zero_rate, gamma)
 
+    def correlation_rates(self) -> list[tuple[str, float]]:
+        """The known rates at which the bath's correlation function decays, by what sets them:
+        the ``cutoff`` of a spectral density that has one (Ohmic, Drude-Lorentz) and ``2 pi T``
+        (the first Matsubara frequency) of a thermal bath at ``T > 0``. Empty when neither is
+        known (a tabulated or callable ``J`` at ``T = 0``, or a bath given by its rates): the
+        weak-coupling check (:func:`jumps.runtime.info.weak_coupling_record`) then leaves the
+        bath out.
+
+        Examples
+        --------
+        >>> ohmic(0.01, 5.0, temperature=0.5).correlation_rates()
+        [('cutoff', 5.0), ('2 pi T', 3.141592653589793)]
+        """
+        rates = []
+        cutoff = self.params.get("cutoff")
+        if cutoff is not None:
+            rates.append(("cutoff", float(cutoff)))
+        if self.is_thermal and 0 < self.beta < np.inf:
+            rates.append(("2 pi T", 2.0 * np.pi / self.beta))
+        return rates
+
     @property
     def fingerprint(self) -> tuple | None:
         """Everything the rates and Lamb shift depend on (for the generator cache), or None
@@ -415,7 +436,28 @@ def tabulated(table: np.ndarray, beta: float | None = None, lamb_shift: bool = T
 
     Linear interpolation between points, zero beyond the last point; ``J(0) = 0`` (J is odd):
     a table without a row at ``w = 0`` starts from ``(0, 0)``, and a row ``(0, J)`` with
-    ``J != 0`` is refused. Give ``beta`` or ``temperature`` (exactly one).
+    ``J != 0`` is refused.
+
+    Parameters
+    ----------
+    table : (n, 2) array
+        Rows ``(w, J(w))``, ``w`` ascending from ``>= 0``, ``J >= 0``.
+    beta, temperature : float
+        Give exactly one (``temperature = 0`` is ``beta = inf``).
+    lamb_shift : bool
+        Include this bath's Lamb shift.
+
+    Returns
+    -------
+    Bath
+
+    Examples
+    --------
+    >>> import numpy as np, jumps
+    >>> bath = jumps.tabulated([[0.0, 0.0], [1.0, 0.1], [4.0, 0.0]], temperature=0.5)
+    >>> absorption, emission = bath.rates(np.array([-1.0, 1.0]))
+    >>> round(float(emission), 6), bool(np.isclose(absorption, np.exp(-2.0) * emission))
+    (0.726661, True)
     """
     w, j = _check_table(table, "table")
     if w[0] < 0:
@@ -445,8 +487,29 @@ def from_callable(spectral_density: ArrayFunc, beta: float | None = None, scale:
                   lamb_shift: bool = True, *, temperature: float | None = None) -> Bath:
     """Spectral density from a user function ``J(w)``, called with arrays of ``w >= 0``.
 
-    ``scale`` is the bath's frequency scale (its cutoff) for the Lamb-shift quadrature. Give
-    ``beta`` or ``temperature`` (exactly one).
+    Such a bath is never cached (a function has no fingerprint).
+
+    Parameters
+    ----------
+    spectral_density : callable
+        ``J(w)`` for arrays of ``w >= 0``, with ``J(0) = 0``; extended as an odd function.
+    beta, temperature : float
+        Give exactly one (``temperature = 0`` is ``beta = inf``).
+    scale : float
+        The bath's frequency scale (its cutoff) for the Lamb-shift quadrature.
+    lamb_shift : bool
+        Include this bath's Lamb shift.
+
+    Returns
+    -------
+    Bath
+
+    Examples
+    --------
+    >>> import numpy as np, jumps
+    >>> super_ohmic = jumps.from_callable(lambda w: 0.01 * w**3 * np.exp(-w), temperature=1.0)
+    >>> np.round(super_ohmic.spectral_density(np.array([-1.0, 1.0])), 6).tolist()
+    [-0.003679, 0.003679]
     """
     if not callable(spectral_density):
         raise ConfigError("spectral_density", "must be callable")
@@ -473,9 +536,31 @@ def from_rates(rates: np.ndarray | ArrayFunc, scale: float | None = None,
                lamb_shift: bool = True) -> Bath:
     """A non-thermal noise source given directly by ``gamma(w)`` on both signs of ``w``.
 
-    ``rates`` is a table of ``(w, gamma)`` rows (linear interpolation, zero outside) or a
-    vectorised callable. No KMS condition is imposed: this is the case the detailed-balance
-    statistics must flag.
+    No KMS condition is imposed: this is the case the detailed-balance statistics must flag.
+    QuTiP's callable ``S(w)`` in ``a_ops`` becomes such a bath.
+
+    Parameters
+    ----------
+    rates : (n, 2) array or callable
+        Rows ``(w, gamma)`` (linear interpolation, zero outside), or a vectorised
+        ``gamma(w)``; ``w > 0`` is emission.
+    scale : float, optional
+        A frequency scale for the Lamb-shift quadrature (a table: a quarter of its largest
+        ``|w|``; a callable: 1).
+    lamb_shift : bool
+        Include this bath's Lamb shift.
+
+    Returns
+    -------
+    Bath
+        ``beta = nan``, ``is_thermal`` False.
+
+    Examples
+    --------
+    >>> import numpy as np, jumps
+    >>> noise = jumps.from_rates([[-1.0, 0.02], [1.0, 0.05]])
+    >>> np.round(noise.rates(np.array([-1.0, 0.0, 1.0])), 6).tolist(), noise.is_thermal
+    ([0.02, 0.035, 0.05], False)
     """
     if callable(rates):
         function = rates

@@ -74,23 +74,56 @@ class ExactSolution:
 
 
 def evolve(generator: DaviesGenerator, rho0: np.ndarray, times: np.ndarray) -> ExactSolution:
-    """Solve the master equation from ``rho0`` (user's basis) on a uniform time grid from 0.
+    """Solve the master equation from ``rho0`` (user's basis) at ``times``.
 
-    Uses ``expm_multiply`` on the sparse Liouvillian (accurate to about 1e-13).
+    ``times`` is any increasing grid from ``times[0] >= 0`` (``rho0`` is the state at 0).
+    ``expm_multiply`` on the sparse Liouvillian (accurate to about 1e-13) propagates across
+    each run of equal steps in one call (a uniform grid is one call) and from one run to the
+    next.
+
+    Parameters
+    ----------
+    generator : DaviesGenerator
+    rho0 : (d, d) array
+        The density matrix at ``t = 0``, user's basis.
+    times : (T,) array
+        Increasing output times, the first ``>= 0``.
+
+    Returns
+    -------
+    ExactSolution
+
+    Raises
+    ------
+    ValueError
+        ``d > MAX_EXACT_DIMENSION``, or ``times`` not a 1-d increasing grid from ``>= 0``.
     """
     d = generator.dimension
     if d > MAX_EXACT_DIMENSION:
         raise ValueError(f"exact solver is for d <= {MAX_EXACT_DIMENSION}, got d = {d}")
     times = np.asarray(times, dtype=float)
-    if times.size > 1 and not np.allclose(np.diff(times), times[1] - times[0], rtol=1e-9, atol=0):
-        raise ValueError("exact solver needs a uniform time grid")
-    rho_eig = generator.to_energy_basis(np.asarray(rho0, dtype=complex))
+    steps = np.diff(times)
+    if (times.ndim != 1 or times.size < 1 or not np.all(np.isfinite(times)) or times[0] < 0
+            or np.any(steps <= 0)):
+        raise ValueError("exact solver needs a 1-d increasing time grid from t >= 0")
     L = liouvillian(generator)
-    if times.size == 1:
-        states = expm_multiply(L * times[0], rho_eig.ravel())[None, :]
-    else:
-        states = expm_multiply(L, rho_eig.ravel(), start=times[0], stop=times[-1],
-                               num=times.size, endpoint=True)
+    vector = generator.to_energy_basis(np.asarray(rho0, dtype=complex)).ravel()
+    if times[0] > 0:
+        vector = expm_multiply(L * times[0], vector)
+    states = np.empty((times.size, d * d), dtype=complex)
+    states[0] = vector
+    first = 0
+    while first < times.size - 1:  # times[first..last]: a run of equal steps
+        last = first + 1
+        while last < steps.size and np.isclose(steps[last], steps[first], rtol=1e-9, atol=0):
+            last += 1
+        if last == first + 1:
+            states[last] = expm_multiply(L * steps[first], states[first])
+        else:
+            states[first + 1:last + 1] = expm_multiply(
+                L, states[first], start=0.0, stop=times[last] - times[first],
+                num=last - first + 1, endpoint=True)[1:]
+        first = last
     return ExactSolution(times=times, rho_energy=states.reshape(times.size, d, d))
 
 

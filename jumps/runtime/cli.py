@@ -38,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--discard-damaged", action="store_true",
                      help="with --resume: delete checkpoint files that fail validation and run "
                           "their chunks again")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--quiet", action="store_true",
+                     help="no progress (a bar on a terminal, lines otherwise) and no warnings")
     run.add_argument("--allow-long", action="store_true",
                      help="run even when over a billion jumps per trajectory are expected "
                           "(as [run] allow_long = true)")

@@ -24,6 +24,7 @@ from ..physics.baths import Bath
 from ..physics.models import Model, build_model, check_hermitian, explicit, product_state
 from . import npyfile
 from .budget import check_config_memory
+from .resultfile import claim_result_key
 from .statistics import DEFAULT_S
 
 SECTIONS = {"system", "baths", "initial_state", "run", "counting"}
@@ -555,17 +556,7 @@ def _observables(spec: Any, model: Model, base: Path) -> dict[str, np.ndarray]:
     out, given = {}, {}
     for name, value in items:
         field_name = f"run.observables.{name}"
-        key = _key(name)
-        if not name or key.endswith(STDERR_SUFFIX):
-            reason = ("is empty" if not name else
-                      f"is stored as expect_{key}, which reads as the standard error of "
-                      f"{key[:-len(STDERR_SUFFIX)]!r}: rename it")
-            raise ConfigError(field_name, reason)
-        if key in given:
-            raise ConfigError(field_name, "is named twice" if given[key] == name else
-                              f"is stored as expect_{key}, like {given[key]!r} (':' and other "
-                              "signs are stored as '_'): rename one")
-        given[key] = name
+        key = claim_result_key(name, field_name, given)
         if isinstance(value, str) and not value.endswith(".npy"):
             matrix = model.sparse_operator(value, field_name)
         else:
@@ -575,12 +566,3 @@ def _observables(spec: Any, model: Model, base: Path) -> dict[str, np.ndarray]:
             raise ConfigError(field_name, f"must have shape {(d, d)}, got {matrix.shape}")
         out[key] = check_hermitian(matrix, field_name)
     return out
-
-
-# results.npz stores observable x as expect_x and its standard error as expect_x_stderr.
-STDERR_SUFFIX = "_stderr"
-
-
-def _key(name: str) -> str:
-    """A result-file-safe name: ``sz:0`` -> ``sz_0``."""
-    return "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)

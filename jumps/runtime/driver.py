@@ -26,13 +26,14 @@ from .budget import check_run_size
 from .build import build
 from .config import RunConfig
 from .fingerprint import run_fingerprint
-from .info import secular_warning
+from .info import validity_warnings, weak_coupling_record
 from .interrupt import SignalGuard
 from .interrupt import name as signal_name
 from .io import discard_directory, inject, read_meta, write_results
 from .outdir import OutputDirectory
 from .outdir import release as release_lock
 from .plan import Plan, default_chunk_size, recorded_trajectories, resolve_start
+from .progress import progress_bar
 from .statistics import (
     check_counting_fields,
     exact_statistics,
@@ -96,6 +97,7 @@ def metadata(config: RunConfig, generator, method: str, **extra) -> dict:
         "n_times": config.n_times,
         "observables": list(config.observables),
         **unravelling.diagnostics(generator).record,
+        **weak_coupling_record(generator),
         "lists_every_channel": unravelling.lists_every_channel,
         "versions": {"jumps": __version__, "python": sys.version.split()[0],
                      "numpy": np.__version__, "scipy": scipy.__version__,
@@ -132,7 +134,7 @@ def _run_exact(config: RunConfig, output: OutputDirectory) -> dict[str, np.ndarr
     start = time.perf_counter()
     dense = config.model.dimension <= exact.MAX_EXACT_DIMENSION
     generator, _ = build(config, "channels" if dense else None)
-    warn_secular(generator)
+    warn_validity(generator)
     state = resolve_start(generator, config.initial_state)
     unravelling = generators.of(generator)
     density = unravelling.stored_density(config.density_matrix, generator.dimension)
@@ -390,18 +392,18 @@ def _begin(previous: checkpoint.Previous, runner, discard_damaged: bool) -> None
                                   f"{error.strerror}") from None
 
 
-def warn_secular(generator) -> None:
-    """A questionable secular margin, as ``jumps info`` flags it, on stderr (rank 0)."""
-    message = secular_warning(generators.of(generator).diagnostics(generator))
-    if message:
+def warn_validity(generator) -> None:
+    """A questionable secular margin or weak-coupling ratio, as ``jumps info`` flags them, on
+    stderr (rank 0)."""
+    for _, message in validity_warnings(generator)[1]:
         print(f"jumps: warning: {message}", file=sys.stderr, flush=True)
 
 
 def _prepare(config: RunConfig, generator, built, quiet: bool = False):
-    """Rank 0: the plan and the timings so far (and the secular warning, unless ``quiet``:
-    run.json keeps the margin and the analysis report repeats the warning)."""
+    """Rank 0: the plan and the timings so far (and the secular and weak-coupling warnings,
+    unless ``quiet``: run.json keeps the figures and the analysis report repeats them)."""
     if not quiet:
-        warn_secular(generator)
+        warn_validity(generator)
     timings = {"build_seconds": built["build_seconds"], "generator_cache": built["cached"],
                "build_timings": getattr(generator, "timings", None)}
     plan = Plan.create(generator, config.initial_state, config.times, config.trajectories,
@@ -420,7 +422,7 @@ def _work(comm, plan: Plan, config: RunConfig, runner, saver: checkpoint.RankChe
         base = plan.observable_moments(previous.sums) if previous.sums else None
         scheduler = _Scheduler(plan, done, target_stderr, base)
     dispatcher = comm.dispatcher(scheduler.next_chunk if scheduler else None)
-    bar = _progress(plan, scheduler.done_trajectories, quiet) if scheduler else None
+    bar = progress_bar(plan.ntraj, scheduler.done_trajectories, quiet) if scheduler else None
     my_chunks: list[int] = []
     report: dict = {"rank": comm.rank}
     start = last_save = time.perf_counter()
@@ -441,9 +443,9 @@ def _work(comm, plan: Plan, config: RunConfig, runner, saver: checkpoint.RankChe
                   plan.observable_moments(runner.sums(transitions=False))
                   if target_stderr else None}
         if bar is not None:
-            bar.update(scheduler.done_trajectories + count - bar.n)
             rate = (scheduler.jumps + jumps) / max(time.perf_counter() - start, 1e-9)
             bar.set_postfix_str(f"{rate:.3g} jumps/s", refresh=False)
+            bar.update(scheduler.done_trajectories + count - bar.n)
         if time.perf_counter() - last_save > config.checkpoint_seconds:
             saver.write(runner.sums(), my_chunks, plan.rows(my_chunks), runner.records)
             last_save = time.perf_counter()
@@ -496,8 +498,3 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _progress(plan: Plan, initial: int, quiet: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=plan.ntraj, initial=initial, unit="traj", disable=quiet or None,
-                dynamic_ncols=True, file=sys.stderr)
