@@ -422,7 +422,7 @@ def test_finalize_on_synthetic_trajectories(density):
     """unravel.finalize merges the two kinds of running sums: trajectories in a non-degenerate
     eigenstate are only counted (level_counts) and their contributions to every mean and
     second moment are added at the end; amplitude-mode states are summed by the kernel. Feed
-    it sums built by hand, as the kernel's _accumulate does, from known per-trajectory states
+    it sums built by hand, as observe.segment_outputs does, from known per-trajectory states
     (random mixture of both kinds, on two qubits with a degenerate level). Oracle: numpy mean
     and std(ddof=1)/sqrt(n) of the per-trajectory populations, observables and density-matrix
     elements computed directly from the states. Tolerance 1e-10 (rounding of sums of squares).
