@@ -95,7 +95,7 @@ def bath_from(spectrum: Any, field: str) -> Bath:
 
     Parameters
     ----------
-    spectrum : Bath, qutip BosonicEnvironment or callable
+    spectrum : Bath, qutip BosonicEnvironment, Coefficient, str or callable
         A jumps bath is returned as it is. A QuTiP bosonic environment gives a thermal bath
         whose rates are its ``power_spectrum`` (:func:`bath_from_environment`). A callable
         ``S(w)`` is QuTiP's spectrum convention: the rate of a jump handing ``w`` to the bath
@@ -113,13 +113,71 @@ def bath_from(spectrum: Any, field: str) -> Bath:
         return bath_from_environment(spectrum, field)
     if hasattr(spectrum, "power_spectrum_plus"):
         raise ConfigError(field, "a fermionic environment: jumps baths are bosonic")
-    if isinstance(spectrum, str):
-        raise ConfigError(field, "a string spectrum is not supported: give a function S(w), a "
-                                 "QuTiP environment or a jumps bath")
+    coefficient = qutip_spectrum(spectrum, field)
+    if coefficient is not None:
+        return from_rates(coefficient)
     if callable(spectrum):
         return from_rates(vectorised(spectrum))
     raise ConfigError(field, f"must be a jumps bath, a QuTiP BosonicEnvironment or a function "
                              f"S(w), got {type(spectrum).__name__}")
+
+
+def _takes_only_w(function: Callable) -> bool:
+    """True for a callable of one positional argument (``S(w)``, whatever its name)."""
+    import inspect
+
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        return True
+    required = [p for p in parameters if p.default is p.empty
+                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(required) <= 1 and not any(p.kind == p.VAR_KEYWORD for p in parameters)
+
+
+def qutip_spectrum(spectrum: Any, field: str) -> Callable[[np.ndarray], np.ndarray] | None:
+    """``gamma(w)`` for what ``brmesolve`` evaluates through a QuTiP coefficient with the
+    frequency in ``args['w']``: a string (``"0.1 * (w > 0)"``), a ``qutip.Coefficient`` (an
+    interpolated one, ``coefficient(array, tlist=ws)``, is read at ``t = w``, as QuTiP's
+    ``SpectraCoefficient`` does) or a function of ``(t, w)`` / ``(t, args)``. None for anything
+    else (a plain ``S(w)`` is called directly). Evaluated at ``t = 0``: the couplings are
+    constant."""
+    is_string = isinstance(spectrum, str)
+    is_coefficient = (type(spectrum).__module__.startswith("qutip")
+                      and hasattr(spectrum, "replace_arguments"))
+    is_function = (callable(spectrum) and not is_coefficient
+                   and not hasattr(spectrum, "power_spectrum") and not _takes_only_w(spectrum))
+    if not (is_string or is_coefficient or is_function):
+        return None
+    try:
+        import qutip
+    except ImportError:
+        raise ConfigError(field, "a string or (t, w) spectrum needs qutip: give a function "
+                                 "S(w), a QuTiP environment or a jumps bath") from None
+    interpolated = type(spectrum).__name__ == "InterCoefficient"
+    try:
+        if is_coefficient:
+            coefficient = spectrum
+        else:
+            coefficient = qutip.coefficient(spectrum, args={"w": 0.0})
+
+        def value(w: float) -> float:
+            if interpolated:
+                return complex(coefficient(w)).real
+            return complex(coefficient(0.0, {"w": w})).real
+
+        value(0.0)
+    except ConfigError:
+        raise
+    except Exception as error:
+        raise ConfigError(field, f"QuTiP could not evaluate this spectrum at w = 0 "
+                                 f"({type(error).__name__}: {error})") from None
+
+    def on_arrays(w: np.ndarray) -> np.ndarray:
+        w = np.asarray(w, dtype=float)
+        return np.array([value(float(x)) for x in w.ravel()]).reshape(w.shape)
+
+    return on_arrays
 
 
 def bath_from_environment(environment: Any, field: str = "a_ops") -> Bath:

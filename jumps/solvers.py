@@ -71,6 +71,8 @@ def _seed(seeds: Any) -> int:
     """One seed: given, or drawn from the operating system's entropy (and then recorded)."""
     if seeds is None:
         return secrets.randbits(63)
+    if isinstance(seeds, np.ndarray) and seeds.ndim == 0:
+        seeds = seeds.item()
     if isinstance(seeds, (list, tuple, np.ndarray)):
         if len(seeds) != 1:
             raise ConfigError("seeds", "give one seed: trajectory i draws from the stream of "
@@ -146,11 +148,14 @@ def _converged(plan: Plan, generator, problem: Problem, target_tol: Any):
     if not keys:
         raise ConfigError("target_tol", "needs operators in e_ops (the tolerance is on their "
                                         "standard errors)")
-    tolerance = np.atleast_1d(np.asarray(target_tol, dtype=float))
+    try:
+        tolerance = np.atleast_1d(np.asarray(target_tol, dtype=float))
+    except (TypeError, ValueError):
+        tolerance = np.array([np.nan])
     if tolerance.ndim == 1 and tolerance.size <= 2:
         tolerance = np.broadcast_to(np.append(tolerance, [0.0] * (2 - tolerance.size)),
                                     (len(keys), 2))
-    if tolerance.shape != (len(keys), 2) or np.any(tolerance < 0):
+    if tolerance.shape != (len(keys), 2) or not np.all(tolerance >= 0):
         raise ConfigError("target_tol", "must be atol, (atol, rtol) or one (atol, rtol) per "
                                         "operator in e_ops, all >= 0")
 
@@ -241,6 +246,11 @@ def jumpsolve(H: Any, state: Any, tlist: Any, a_ops: Sequence, e_ops: Any = None
     if timeout is not None and not float(timeout) > 0:
         raise ConfigError("timeout", f"must be positive seconds, got {timeout!r}")
     seed = _seed(seeds)
+    for key in ("chunk_size", "record_jumps"):
+        value = opts[key]
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ConfigError(f"options[{key!r}]", f"must be a non-negative integer, got "
+                                                   f"{value!r}")
     density = _density_mode(opts, problem)
     started = time.perf_counter()
     generator, start = _build(problem, opts["generator"], density, opts["lamb_shift"],
@@ -277,6 +287,8 @@ def _density_mode(opts: dict, problem: Problem) -> str:
     if density not in DENSITY_MODES:
         raise ConfigError("options['density_matrix']",
                           f"must be one of {', '.join(DENSITY_MODES)}, got {density!r}")
+    if wanted and density == "auto":
+        return "full"
     if wanted and density != "full":
         raise ConfigError("options['density_matrix']",
                           f"is {density!r}, but states are asked for (store_states, "

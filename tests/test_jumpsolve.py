@@ -266,7 +266,11 @@ def test_refusals_name_the_argument():
         ({"e_ops": [qutip.destroy(2)]}, "e_ops"),
         ({"state": qutip.basis(3, 0)}, "state"),
         ({"state": qutip.Qobj(np.diag([1.0, -0.5]))}, "state"),
-        ({"a_ops": [(qutip.sigmax(), "w > 0")]}, "a_ops"),
+        ({"a_ops": [(qutip.sigmax(), "q > 0")]}, "a_ops"),
+        ({"options": {"chunk_size": -5}}, "options['chunk_size']"),
+        ({"options": {"record_jumps": -1}}, "options['record_jumps']"),
+        ({"target_tol": "a"}, "target_tol"),
+        ({"target_tol": float("nan")}, "target_tol"),
         ({"options": {"nonsense": 1}}, "options"),
         ({"seeds": [1, 2]}, "seeds"),
         ({"e_ops": {"a_stderr": qutip.sigmaz()}}, "e_ops"),
@@ -276,9 +280,41 @@ def test_refusals_name_the_argument():
     for change, field in cases:
         arguments = {"H": H, "state": state, "tlist": tlist, "a_ops": a_ops, "e_ops": e_ops,
                      "ntraj": 10, "options": QUIET, **change}
+        arguments["options"] = {**QUIET, **arguments["options"]}
         with pytest.raises(jumps.ConfigError) as error:
             jumps.jumpsolve(**arguments)
         assert error.value.field.startswith(field), (change, error.value)
+
+
+def test_qutip_coefficient_spectra_are_read_at_w():
+    """brmesolve hands a string, a qutip Coefficient or a (t, w) function its frequency in
+    args['w'] (an interpolated Coefficient at t = w): jumps reads them the same way, and
+    agrees with brmesolve to 1e-6 (a Coefficient called as S(w) gave its value at w = 0 for
+    every Bohr frequency, 1.0 off in <sz> with no error)."""
+    H = 0.5 * qutip.sigmaz() + 0.2 * qutip.sigmax()
+    state, tlist, e_ops = qutip.basis(2, 0), np.linspace(0, 20, 11), [qutip.sigmaz()]
+    ws = np.linspace(-5, 5, 201)
+    spectra = ["0.1 * (w > 0) + 0.02",
+               qutip.coefficient("0.1 * (w > 0) + 0.02", args={"w": 0}),
+               qutip.coefficient(lambda t, w: 0.1 * (w > 0) + 0.02, args={"w": 0}),
+               lambda t, w: 0.1 * (w > 0) + 0.02,
+               qutip.coefficient(0.1 * (ws > 0) + 0.02, tlist=ws)]
+    for spectrum in spectra:
+        a_ops = [(qutip.sigmax(), spectrum)]
+        expected = brmesolve(H, state, tlist, a_ops, e_ops)
+        with pytest.warns(jumps.SecularWarning):
+            exact = jumps.exactsolve(H, state, tlist, a_ops, e_ops, options={"lamb_shift": False})
+        assert np.allclose(exact.expect[0], expected[0], atol=1e-6), spectrum
+
+
+def test_option_forms():
+    """A 0-d array seed is a seed; density_matrix 'auto' with a state to store keeps the full
+    density matrix (it refused, asking for 'full')."""
+    H, state, tlist, a_ops, e_ops = qubit_problem()
+    result = jumps.jumpsolve(H, state, tlist, a_ops, e_ops, ntraj=20, seeds=np.array(7),
+                             options={**QUIET, "density_matrix": "auto",
+                                      "store_final_state": True})
+    assert result.seeds == [7] and result.final_state.dims == [[2], [2]]
 
 
 def test_secular_warning():
