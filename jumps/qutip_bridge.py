@@ -169,7 +169,7 @@ def qutip_spectrum(spectrum: Any, field: str) -> Callable[[np.ndarray], np.ndarr
         value(0.0)
     except ConfigError:
         raise
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - a user string or coefficient may raise anything
         raise ConfigError(field, f"QuTiP could not evaluate this spectrum at w = 0 "
                                  f"({type(error).__name__}: {error})") from None
 

@@ -109,6 +109,12 @@ class Result:
             return NotImplemented
         return merge(self, other)
 
+    def __radd__(self, other: object) -> Result:
+        """``sum([r1, r2, ...])`` starts from 0."""
+        if isinstance(other, int) and other == 0:
+            return self
+        return NotImplemented
+
     def has(self, key: str) -> bool:
         return key in self.arrays
 

@@ -54,7 +54,8 @@ EXACTSOLVE_OPTIONS = {key: JUMPSOLVE_OPTIONS[key] for key in
 API_CHUNKS = 50
 # A refusal by a generator names a config field; jumpsolve names its own argument.
 _JUMPSOLVE_FIELDS = {"initial_state.kind": "state",
-                     "run.density_matrix": "options['density_matrix']"}
+                     "run.density_matrix": "options['density_matrix']",
+                     "run.generator": "options['generator']"}
 
 
 def _options(options: dict | None, defaults: dict, caller: str) -> dict:
@@ -117,11 +118,15 @@ def _build(problem: Problem, choice: str, density: str, lamb_shift: bool,
     # as a superposition (an eigenstate ket is found below, and runs in pure mode anyway).
     guess = InitialState("populations" if problem.rho is not None else "vector")
     refusal: ConfigError | None = None
-    for unravelling in generators.candidates(choice, problem.dimension, guess, density):
+    try:
+        candidates = generators.candidates(choice, problem.dimension, guess, density)
+    except ConfigError as error:
+        raise _as_argument(error) from None
+    for unravelling in candidates:
         try:
             generator = unravelling.build(config, Comm())
         except NotApplicable as error:
-            refusal = error
+            refusal = _as_argument(error)
             continue
         state = initial_state(generator, problem.vector, problem.rho)
         refused = unravelling.refusal(state, density)
@@ -129,6 +134,12 @@ def _build(problem: Problem, choice: str, density: str, lamb_shift: bool,
             return generator, state
         refusal = ConfigError(_JUMPSOLVE_FIELDS.get(refused[0], refused[0]), refused[1])
     raise refusal or ConfigError("options['generator']", f"no generator accepts {choice!r}")
+
+
+def _as_argument(error: ConfigError) -> ConfigError:
+    """A refusal naming a config field (``run.generator = 'channels'``) in jumpsolve's terms."""
+    reason = error.reason.replace("run.generator = ", "options['generator'] = ")
+    return ConfigError(_JUMPSOLVE_FIELDS.get(error.field, error.field), reason)
 
 
 def _progress_bar(option: Any, total: int):

@@ -312,3 +312,25 @@ def test_equal_baths_share_a_key():
     first = baths.from_callable(lambda w: w, 1.0)
     second = baths.from_callable(lambda w: w, 1.0)
     assert first.key != second.key
+
+
+@pytest.mark.parametrize("exponent", [0.5, 0.9])
+def test_sub_ohmic_callable_refused_at_finite_temperature(exponent):
+    """J ~ w^s with s < 1: the dephasing rate 2 pi T J'(0) is infinite at T > 0 (QuTiP's power
+    spectrum diverges at w = 0); a finite difference would give an arbitrary number (an outsider
+    found 37.9 for s = 0.5, 1.7 off brmesolve in <sz>)."""
+    def sub_ohmic(w):
+        return 0.01 * np.abs(w) ** exponent * np.exp(-np.abs(w) / 5.0)
+
+    from jumps.errors import ConfigError
+    with pytest.raises(ConfigError, match="sub-Ohmic"):
+        baths.from_callable(sub_ohmic, beta=1.0)
+    zero_temperature = baths.from_callable(sub_ohmic, beta=np.inf)  # no w = 0 rate at T = 0
+    assert zero_temperature.rates(np.array([0.0]))[0] == 0.0
+
+
+@pytest.mark.parametrize("exponent", [1.0, 2.0, 3.0])
+def test_ohmic_and_super_ohmic_callables_accepted(exponent):
+    bath = baths.from_callable(lambda w: 0.01 * w ** exponent * np.exp(-w / 5.0), beta=1.0)
+    expected = 2.0 * np.pi * 0.01 if exponent == 1.0 else 0.0
+    assert bath.rates(np.array([0.0]))[0] == pytest.approx(expected, rel=1e-5, abs=1e-8)

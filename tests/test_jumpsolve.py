@@ -197,6 +197,8 @@ def test_merge_pools_two_seeds():
                             options=options)
     with pytest.raises(jumps.ConfigError, match="different problems"):
         a + other
+    pooled = sum([a, b])  # sum() starts from 0
+    np.testing.assert_array_equal(pooled.expect[0], merged.expect[0])
 
 
 def test_pooled_standard_error_is_exact():
@@ -276,6 +278,9 @@ def test_refusals_name_the_argument():
         ({"e_ops": {"a_stderr": qutip.sigmaz()}}, "e_ops"),
         ({"e_ops": {"sz:0": qutip.sigmaz(), "sz_0": qutip.sigmax()}}, "e_ops['sz_0']"),
         ({"e_ops": {"": qutip.sigmaz()}}, "e_ops"),
+        ({"options": {"generator": "nonsense"}}, "options['generator']"),
+        ({"a_ops": [(qutip.sigmax(), qutip.OhmicEnvironment(T=0.3, alpha=0.02, wc=5, s=0.5))]},
+         "a_ops"),
     ]
     for change, field in cases:
         arguments = {"H": H, "state": state, "tlist": tlist, "a_ops": a_ops, "e_ops": e_ops,

@@ -44,6 +44,11 @@ def _exp_sinh_nodes(step: float, t_min: float, t_max: float) -> tuple[np.ndarray
     return x, weights
 
 
+# from_callable checks that J(w)/w settles as w -> 0: at 1e-3 of the difference step it must not
+# exceed its value at the step by more than 1% (J ~ w^s: a factor 1e-3^(s - 1), 1.007 at
+# s = 0.999; it falls for s > 1, where J'(0) = 0).
+SLOPE_CHECK_FACTOR = 1e-3
+SLOPE_CHECK_TOLERANCE = 0.01
 # Double-exponential rules: exponentially convergent for integrands analytic inside the
 # interval, whatever they do at the end points (kinks of J at w = 0, the beta = inf step,
 # algebraic or exponential tails). Step 1/32 gives ~1e-12 relative on the test baths.
@@ -521,11 +526,23 @@ def from_callable(spectral_density: ArrayFunc, beta: float | None = None, scale:
 
     # J'(0) by a forward difference at ~sqrt(eps) of the scale (J(0) = 0): error ~1e-7 relative.
     step = 1e-7 * scale
+    slope = float(positive(np.array([step]))[0] / step)
+    # J(w)/w must stay finite as w -> 0 at T > 0 (the dephasing rate 2 pi T J'(0)): a
+    # sub-Ohmic J ~ w^s (s < 1) makes it grow without bound, and any finite difference would
+    # be an artefact of the step (QuTiP's power spectrum is infinite there).
+    finer = float(positive(np.array([step * SLOPE_CHECK_FACTOR]))[0] / (step * SLOPE_CHECK_FACTOR))
+    if np.isfinite(beta) and not (np.isfinite(finer)
+                                  and finer <= slope + SLOPE_CHECK_TOLERANCE * abs(slope)):
+        raise ConfigError("spectral_density", (
+            f"J(w)/w does not settle as w -> 0 ({slope:.4g} at w = {step:.1e}, {finer:.4g} at "
+            f"w = {step * SLOPE_CHECK_FACTOR:.1e}): a sub-Ohmic J ~ w^s with s < 1 has an "
+            "infinite zero-frequency (dephasing) rate 2 pi T J'(0) at T > 0, outside the Davies "
+            "equation; use s >= 1, or T = 0"))
     return Bath(
         kind="callable",
         beta=beta,
         spectral_density_positive=positive,
-        slope_at_zero=float(positive(np.array([step]))[0] / step),
+        slope_at_zero=slope,
         scale=scale,
         lamb_shift_enabled=lamb_shift,
         params={"scale": scale},
