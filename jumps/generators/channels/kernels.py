@@ -474,7 +474,11 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
     emissions, absorptions, dephasings = tally.emissions, tally.absorptions, tally.dephasings
     first_jump_time, final_level = tally.first_jump_time, tally.final_level
     log_time = tally.log_time
-    pairs, trans_weight = engine.pairs, engine.trans_weight
+    pairs, trans_weight, pair_ptr = engine.pairs, engine.trans_weight, engine.pair_ptr
+    # Bound here, not read off the tuples in the loop (a read of a tuple's array in the loop
+    # may cost an atomic reference-count pair each time).
+    initial_level, final_energy, level_energy = (tally.initial_level, tally.final_energy,
+                                                 engine.level_energy)
     t_final = times[-1]
     work = np.zeros((6, d), dtype=np.complex128)  # psi, coeff, new, phase, step, user
     parts = np.zeros((2, d))  # real and imaginary parts of the state in the user's basis
@@ -509,7 +513,7 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
                     m = initial.eigenstate[c]
                     if m >= 0 and level_ptr[level_of[m] + 1] - level_ptr[level_of[m]] == 1:
                         level[lane], t[lane], k[lane] = level_of[m], 0.0, 0
-                        tally.initial_level[row[lane]] = level_of[m]
+                        initial_level[row[lane]] = level_of[m]
                     else:
                         level[lane], t[lane], k[lane] = _start(
                             engine, initial, tally, sums, row[lane], rng[lane], c, levels, work,
@@ -525,12 +529,12 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
                                                rng[lane])
                 if t_jump > t_final:
                     final_level[row[lane]] = level[lane]
-                    tally.final_energy[row[lane]] = engine.level_energy[level[lane]]
+                    final_energy[row[lane]] = level_energy[level[lane]]
                     row[lane] = -1
                     continue
                 t[lane] = t_jump
-                lo = engine.pair_ptr[level[lane]]
-                n = engine.pair_ptr[level[lane] + 1] - lo
+                lo = pair_ptr[level[lane]]
+                n = pair_ptr[level[lane] + 1] - lo
                 x = uniform(rng[lane]) * n
                 slot = min(int(x), n - 1)
                 pick[lane] = lo + slot
