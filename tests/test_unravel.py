@@ -396,6 +396,47 @@ def test_accumulator_is_compensated():
         assert accumulator.sums()["x"][0] == 1000.0
 
 
+def test_accumulator_compensates_real_and_imaginary_parts():
+    """Complex sums are compensated per part: 1e16 (1 + i), a thousand (1 - 2i) and
+    -1e16 (1 + i) add up to exactly 1000 - 2000i, in any order."""
+    values = [1e16 * (1 + 1j)] + [1.0 - 2.0j] * 1000 + [-1e16 * (1 + 1j)]
+    for order in (values, values[::-1], values[1:] + values[:1]):
+        accumulator = Accumulator()
+        for v in order:
+            accumulator.add({"x": np.array([v, 2 * v])})
+        assert np.array_equal(accumulator.sums()["x"], [1000 - 2000j, 2000 - 4000j])
+
+
+def test_outer_sums_match_per_state_sums():
+    """output.outer_sums (symmetric BLAS products, combined in one jitted pass) adds
+    sum_r u u^dag and sum_r (Re^2 + 1j Im^2) of its elements as per-state sums would, to
+    1e-12 relative; elements that are real in every state (a real column pair, the diagonal)
+    get an exactly zero imaginary square sum, and a column that is zero in every state
+    zero sums."""
+    from jumps.generators.channels import output
+
+    rng = np.random.default_rng(11)
+    for n, d in ((1, 5), (7, 9), (300, 40)):
+        U = rng.normal(size=(n, d)) + 1j * rng.normal(size=(n, d))
+        U[:, 1] = rng.normal(size=n)  # real column: u_0 conj(u_1) complex, u_1 conj(u_1) real
+        U[:, 2] = rng.normal(size=n)  # with column 1: a real element (1, 2)
+        U[:, 3] = 0.0
+        total = np.full((d, d), 0.5 + 0j)  # adds to what is there
+        squares = np.full((d, d), 0.125 + 0.0625j)
+        output.outer_sums(np.ascontiguousarray(U.real), np.ascontiguousarray(U.imag),
+                          total, squares)
+        outer = np.einsum("ri,rj->rij", U, U.conj())
+        expect_total = 0.5 + outer.sum(0)
+        expect_squares = 0.125 + 0.0625j + (outer.real**2).sum(0) + 1j * (outer.imag**2).sum(0)
+        scale = np.abs(outer).max()
+        np.testing.assert_allclose(total, expect_total, rtol=0, atol=1e-12 * scale * n)
+        np.testing.assert_allclose(squares, expect_squares, rtol=0, atol=1e-12 * scale**2 * n)
+        assert np.all(squares.imag[np.diag_indices(d)] == 0.0625)
+        assert squares.imag[1, 2] == squares.imag[2, 1] == 0.0625
+        assert np.all(total[3] == 0.5) and np.all(squares[:, 3] == 0.125 + 0.0625j)
+        np.testing.assert_array_equal(total, total.conj().T)  # Hermitian to the last bit
+
+
 def _synthetic_states(g, rng, n, T):
     """Per trajectory and time: ("pure", level) for a non-degenerate level or ("amp", psi) for
     a random normalised state on one or two levels (eigenbasis)."""

@@ -8,6 +8,7 @@ split over chunks, ranks or resumed attempts (docs/design.md, "Invariants").
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 # Sparse counts (the rates generator's transitions): sorted unique keys and their counts.
@@ -48,11 +49,35 @@ def mean_stderr(total: np.ndarray, total_sq: np.ndarray, n: int) -> tuple[np.nda
 
 def compensated_add(total: np.ndarray, compensation: np.ndarray, value: np.ndarray) -> np.ndarray:
     """Neumaier's step: returns ``total + value`` and adds its rounding error to
-    ``compensation`` (in place); ``new + compensation`` is the sum to ~1 ulp."""
+    ``compensation`` (in place); ``new + compensation`` is the sum to ~1 ulp. Complex arrays
+    are compensated per real and imaginary part.
+
+    With contiguous ``total`` and ``compensation`` of one float dtype the sum is made in place
+    in one jitted pass (a (101, 256, 256) complex density-matrix sum took 0.5 s through
+    numpy's seven temporaries; merging it per chunk cost more than the chunk's trajectories);
+    ``total`` itself is then returned (numpy's way otherwise)."""
+    if (total.dtype in (np.float64, np.complex128) and compensation.dtype == total.dtype
+            and np.shape(value) == total.shape and total.flags.c_contiguous
+            and compensation.flags.c_contiguous):
+        flat = np.ascontiguousarray(value, dtype=total.dtype).reshape(-1).view(np.float64)
+        _neumaier(total.reshape(-1).view(np.float64), compensation.reshape(-1).view(np.float64), flat)
+        return total
     new = total + value
     compensation += np.where(np.abs(total) >= np.abs(value), (total - new) + value,
                              (value - new) + total)
     return new
+
+
+@numba.njit(cache=True, nogil=True)
+def _neumaier(total, compensation, value):
+    for i in range(total.size):
+        t, v = total[i], value[i]
+        s = t + v
+        if abs(t) >= abs(v):
+            compensation[i] += (t - s) + v
+        else:
+            compensation[i] += (v - s) + t
+        total[i] = s
 
 
 class Accumulator:

@@ -21,7 +21,8 @@ The memory model (bytes; ``N`` trajectories, ``T`` output times, ``d`` states, `
 - sums: per averaged ``(T, d)`` quantity (``populations``; ``rho_diagonal`` in ``diagonal``
   mode) and per observable ``(T,)``, :data:`SUM_ARRAYS` float arrays (the chunk's sum and sum of
   squares, the running total and its compensation of each, the mean and error written);
-  ``full`` mode adds as many complex ``(T, d, d)`` arrays;
+  ``full`` mode adds as many complex ``(T, d, d)`` arrays, and the ``(T, rows, d)`` buffer of
+  states added to them by matrix products (:func:`~jumps.generators.channels.unravel.call_rows`);
 - trajectory tables: ``K T (1 + B)`` values for ``record_trajectories = K``;
 - jump lists (after the build): :data:`JUMP_BYTES` per jump of the replayed trajectories
   (``max(record_jumps, record_trajectories)``), and the generator's per-chunk jump buffer
@@ -41,6 +42,7 @@ from .. import generators
 from ..core.memory import available_memory
 from ..core.records import RECORD_FIELDS
 from ..errors import ConfigError
+from ..generators.channels.unravel import call_rows
 from .npyfile import gib
 from .plan import default_chunk_size
 
@@ -150,8 +152,10 @@ def _parts(config: RunConfig, density: str, jumps_per_trajectory: float | None,
     sums = SUM_ARRAYS * 8.0 * T * (averaged * d + len(config.observables))
     sums_how = f"{SUM_ARRAYS} arrays of ({T}, {d}) per average"
     if density == "full":
-        sums += SUM_ARRAYS * 16.0 * T * d * d
-        sums_how = f"{SUM_ARRAYS} complex arrays of ({T}, {d}, {d})"
+        rows = min(call_rows(T, d), N)  # the states kept for the products, per kernel call
+        sums += SUM_ARRAYS * 16.0 * T * d * d + 16.0 * T * rows * d
+        sums_how = (f"{SUM_ARRAYS} complex arrays of ({T}, {d}, {d}) and the ({T}, {rows}, {d}) "
+                    "state buffer")
     tables = min(config.record_trajectories, N)
     copies = RECORD_COPIES + ranks_on_node - 1  # every rank's runner holds all N rows
     parts = {
