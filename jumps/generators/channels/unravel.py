@@ -33,11 +33,11 @@ DENSITY_FIELDS = ("rho_sum", "rho_sumsq", "rhodiag_sum", "rhodiag_sumsq")
 
 # Amplitude-mode states are kept for the matrix products of output.flush: about this many
 # complex numbers per kernel call (32 MiB), which sets the trajectories per call, but at least
-# OUTPUT_ROWS trajectories (a chunk's trajectories, if fewer). Each flush makes memory-bound
-# passes over the (T, d, d) sums (~1 ms per output time at d = 256) on top of ~2 ms per
-# trajectory of matrix products at T = 101: 81 rows (the 32 MiB at d = 256) spent 1.2 ms of
-# fixed cost per trajectory, 256 rows 0.4 ms; the buffer (T, 256, d) is then no larger than
-# one (T, d, d) sum for d >= 256.
+# min(OUTPUT_ROWS, d) trajectories (a chunk's trajectories, if fewer). Each flush makes
+# memory-bound passes over the (T, d, d) sums (~1 ms per output time at d = 256) on top of
+# ~2 ms per trajectory of matrix products at T = 101: 81 rows (the 32 MiB at d = 256) spent
+# 1.2 ms of fixed cost per trajectory, 256 rows 0.4 ms. With at most d rows the buffer
+# (T, rows, d) is never larger than one (T, d, d) sum (or the 32 MiB).
 OUTPUT_BUFFER_ELEMENTS = 1 << 21
 OUTPUT_ROWS = 256
 # A degenerate level's block of H_eff is diagonalised as R diag(lambda) R^-1; eigenvectors this
@@ -272,8 +272,8 @@ def output_buffer(T: int, count: int, d: int) -> dict[str, np.ndarray]:
 
 def call_rows(T: int, d: int) -> int:
     """Trajectories per kernel call with the full density matrix: enough for an output buffer
-    of OUTPUT_BUFFER_ELEMENTS complex numbers, and at least OUTPUT_ROWS."""
-    return max(OUTPUT_ROWS, OUTPUT_BUFFER_ELEMENTS // max(1, T * d))
+    of OUTPUT_BUFFER_ELEMENTS complex numbers, and at least ``min(OUTPUT_ROWS, d)``."""
+    return max(min(OUTPUT_ROWS, d), OUTPUT_BUFFER_ELEMENTS // max(1, T * d), 1)
 
 
 def run_kernel(engine, initial, tally: kernels.Tally, key, first: int, count: int,
