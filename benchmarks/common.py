@@ -55,18 +55,28 @@ def baseline_package(revision: str) -> str:
     (``git archive``) under ``~/.cache/jumps-bench`` as a package of another name, so that a
     benchmark can load both versions into one process and alternate them (paired timings on
     one noisy machine; its Numba cache stays next to the copy, so later runs load it)."""
+    root, sha = baseline_tree(revision, "")
+    name = f"jumps_{sha}"
+    if not (root / name / "__init__.py").exists():
+        (root / "jumps").rename(root / name)
+    sys.path.insert(0, str(root))
+    return name
+
+
+def baseline_tree(revision: str, prefix: str = "cli-") -> tuple[Path, str]:
+    """``(directory, short sha)``: a directory under ``~/.cache/jumps-bench`` holding this
+    repository's ``jumps`` package at git ``revision`` (``git archive``, extracted once; its
+    Numba cache stays there), from which ``python -m jumps`` runs that version
+    (:func:`run_cli` with ``tree``)."""
     sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=10", revision],
                          check=True, capture_output=True, text=True).stdout.strip()
-    name = f"jumps_{sha}"
-    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "jumps-bench" / sha
-    if not (root / name / "__init__.py").exists():
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "jumps-bench" / f"{prefix}{sha}"
+    if not any((root / name / "__init__.py").exists() for name in ("jumps", f"jumps_{sha}")):
         root.mkdir(parents=True, exist_ok=True)
         archive = subprocess.run(["git", "-C", str(REPO), "archive", sha, "jumps"],
                                  check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
-        (root / "jumps").rename(root / name)
-    sys.path.insert(0, str(root))
-    return name
+    return root, sha
 
 
 def median(values) -> float:
@@ -170,19 +180,22 @@ def eigenbasis_qutip(generator: DaviesGenerator, lamb_shift: bool = False):
     return qutip.Qobj(H, dims=dims), c_ops
 
 
-def run_cli(config: Path, out: Path, *args: str, timeout: float | None = None) -> dict:
-    """``python -m jumps run CONFIG --out OUT --quiet --force ARGS`` in a fresh process (this
-    checkout, the caller's environment), as a user runs it. Returns ``{"outside": wall seconds
-    of the whole process (start-up included), "meta": run.json, "results": results.npz path}``.
+def run_cli(config: Path, out: Path, *args: str, timeout: float | None = None,
+            tree: Path = REPO) -> dict:
+    """``python -m jumps run CONFIG --out OUT --quiet --force ARGS`` in a fresh process, as a
+    user runs it: this checkout's package, or the one in ``tree`` (:func:`baseline_tree`), with
+    the caller's environment. Returns ``{"outside": wall seconds of the whole process
+    (start-up included), "meta": run.json, "results": results.npz path}``.
     """
     command = [sys.executable, "-m", "jumps", "run", str(config), "--out", str(out),
                "--quiet", "--force", *args]
+    env = {**os.environ, "PYTHONPATH": str(tree)} if tree != REPO else None
     start = time.perf_counter()
-    done = subprocess.run(command, check=False, cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout)
+    done = subprocess.run(command, check=False, cwd=tree, env=env, capture_output=True,
+                          text=True, timeout=timeout)
     outside = time.perf_counter() - start
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): "
+        raise RuntimeError(f"{' '.join(command)} in {tree} failed ({done.returncode}): "
                            f"{done.stderr.strip()[-2000:]}")
     meta = json.loads((out / "run.json").read_text())
     return {"outside": outside, "meta": meta, "results": out / "results.npz"}

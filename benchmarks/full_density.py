@@ -32,45 +32,18 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
 
 import argparse
-import json
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-from common import REPO, format_table, load_average, median, tfim_config
-
-
-def baseline_tree(revision: str) -> Path:
-    """A directory holding this repository's ``jumps`` package at ``revision`` (extracted once;
-    its Numba cache stays there), from which ``python -m jumps`` runs that version."""
-    sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=10", revision],
-                         check=True, capture_output=True, text=True).stdout.strip()
-    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "jumps-bench" / f"cli-{sha}"
-    if not (root / "jumps" / "__init__.py").exists():
-        root.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", sha, "jumps"],
-                                 check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
-    return root
+from common import REPO, baseline_tree, format_table, load_average, median, run_cli, tfim_config
 
 
 def run(tree: Path, config: Path, out: Path, trajectories: int, seed: int) -> dict:
-    """One ``python -m jumps run`` of the package in ``tree``; its run.json and wall time."""
-    command = [sys.executable, "-m", "jumps", "run", str(config), "--out", str(out), "--quiet",
-               "--force", "--trajectories", str(trajectories), "--seed", str(seed)]
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    start = time.perf_counter()
-    done = subprocess.run(command, check=False, cwd=tree, env=env, capture_output=True,
-                          text=True)
-    outside = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} in {tree} failed ({done.returncode}): "
-                           f"{done.stderr.strip()[-2000:]}")
-    meta = json.loads((out / "run.json").read_text())
-    return {"outside": outside, "run_seconds": meta["run_seconds"],
-            "rate": trajectories / meta["run_seconds"]}
+    """One ``python -m jumps run`` of the package in ``tree``: wall time, run_seconds, rate."""
+    done = run_cli(config, out, "--trajectories", str(trajectories), "--seed", str(seed),
+                   tree=tree)
+    seconds = done["meta"]["run_seconds"]
+    return {"outside": done["outside"], "run_seconds": seconds, "rate": trajectories / seconds}
 
 
 def main() -> None:
@@ -102,7 +75,7 @@ def main() -> None:
     sides = [("this checkout", REPO, args.trajectories, config("this.toml"))]
     if args.baseline:
         chunk = {"chunk_size": args.baseline_chunk} if args.baseline_chunk else {}
-        sides.insert(0, (f"baseline {args.baseline}", baseline_tree(args.baseline),
+        sides.insert(0, (f"baseline {args.baseline}", baseline_tree(args.baseline)[0],
                          args.baseline_trajectories, config("baseline.toml", **chunk)))
     for name, tree, _, path in sides:  # warm-up: compile or load the Numba cache
         run(tree, path, work / "warmup", 16, args.seed)
