@@ -21,8 +21,10 @@ The memory model (bytes; ``N`` trajectories, ``T`` output times, ``d`` states, `
 - sums: per averaged ``(T, d)`` quantity (``populations``; ``rho_diagonal`` in ``diagonal``
   mode) and per observable ``(T,)``, :data:`SUM_ARRAYS` float arrays (the chunk's sum and sum of
   squares, the running total and its compensation of each, the mean and error written);
-  ``full`` mode adds as many complex ``(T, d, d)`` arrays, and the ``(T, rows, d)`` buffer of
-  states added to them by matrix products (:func:`~jumps.generators.channels.unravel.call_rows`);
+  ``full`` mode adds :data:`FULL_ARRAYS_RANK0` complex ``(T, d, d)`` arrays (measured peak),
+  :data:`FULL_ARRAYS_OTHER_RANK` more per other rank on the node, and per rank the
+  ``(T, rows, d)`` buffer of states added to them by matrix products
+  (:func:`~jumps.generators.channels.unravel.call_rows`);
 - trajectory tables: ``K T (1 + B)`` values for ``record_trajectories = K``;
 - jump lists (after the build): :data:`JUMP_BYTES` per jump of the replayed trajectories
   (``max(record_jumps, record_trajectories)``), and the generator's per-chunk jump buffer
@@ -56,6 +58,13 @@ MEMORY_FRACTION = 0.9
 RECORD_COPIES = 3
 EXTRA_RECORD_BYTES = 16  # trajectory_index and entropy_production, added with the result
 SUM_ARRAYS = 8
+# The full density matrix's complex (T, d, d) arrays at the peak, measured (max RSS, TFIM
+# N = 8, T = 51 to 301): 12.8 on rank 0 of a serial run (the chunk's sums, the running totals
+# and compensations, the finished means, errors and their temporaries, the file being written),
+# ~6.5 on another rank of the node (its sums and totals, the reduction). SUM_ARRAYS (8) had
+# let a run of 1.5x the available memory start.
+FULL_ARRAYS_RANK0 = 13
+FULL_ARRAYS_OTHER_RANK = 7
 # A listed jump: trajectory, time, bath or channel, frequency, from, to (8 bytes each), and
 # the replay's log of it.
 JUMP_BYTES = 2 * 6 * 8
@@ -153,9 +162,10 @@ def _parts(config: RunConfig, density: str, jumps_per_trajectory: float | None,
     sums_how = f"{SUM_ARRAYS} arrays of ({T}, {d}) per average"
     if density == "full":
         rows = min(call_rows(T, d), N)  # the states kept for the products, per kernel call
-        sums += SUM_ARRAYS * 16.0 * T * d * d + 16.0 * T * rows * d
-        sums_how = (f"{SUM_ARRAYS} complex arrays of ({T}, {d}, {d}) and the ({T}, {rows}, {d}) "
-                    "state buffer")
+        arrays = FULL_ARRAYS_RANK0 + FULL_ARRAYS_OTHER_RANK * (ranks_on_node - 1)
+        sums += arrays * 16.0 * T * d * d + ranks_on_node * 16.0 * T * rows * d
+        sums_how = (f"{arrays} complex arrays of ({T}, {d}, {d}) on the node and a ({T}, {rows}, "
+                    f"{d}) state buffer per rank")
     tables = min(config.record_trajectories, N)
     copies = RECORD_COPIES + ranks_on_node - 1  # every rank's runner holds all N rows
     parts = {

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from scipy.linalg.blas import dsyrk
 
 # Sums of squares computed as differences of larger sums (outer_sums) are zero below this many
 # n eps of those sums (as mean_stderr treats a spread lost in rounding).
@@ -33,7 +32,8 @@ def flush(tally) -> None:
 def outer_sums(A: np.ndarray, B: np.ndarray, total: np.ndarray, squares: np.ndarray) -> None:
     """``total += sum_r u_r u_r^dag`` and ``squares += sum_r (Re^2 + 1j Im^2)`` of its
     elements over the rows ``u_r = a_r + i b_r`` of A + iB, by four real matrix products
-    (three of them symmetric: BLAS ``dsyrk``, half the work of a general product):
+    (three of them symmetric, ``S^T S``: numpy's BLAS ``syrk``, half the work of a general
+    product):
 
     - ``sum_r u_i conj(u_j) = [A; B]^T [A; B] + i (M - M^T)`` with ``M = B^T A``;
     - with ``w = |u|^2``, ``p + iq = u^2``: ``Re^2 + Im^2 = w_i w_j`` and ``Re^2 - Im^2 =
@@ -49,10 +49,14 @@ def outer_sums(A: np.ndarray, B: np.ndarray, total: np.ndarray, squares: np.ndar
     W = A * A + B * B
     P = A * A - B * B
     Q = 2.0 * A * B
-    # dsyrk(alpha, X) = X X^T: X = S^T is Fortran-ordered for a C-ordered stack S (no copy).
-    plain = dsyrk(1.0, np.concatenate((A, B)).T)
-    phases = dsyrk(1.0, np.concatenate((P, Q)).T)
-    magnitude = dsyrk(1.0, W.T)
+    # numpy computes S.T @ S (one array and its transpose) by BLAS syrk. scipy.linalg.blas.dsyrk
+    # would run in scipy's own OpenBLAS: with more than one BLAS thread, alternating its thread
+    # pool with numpy's (the gemm) made a flush 3-4x slower than the products themselves.
+    stacked = np.concatenate((A, B))
+    plain = stacked.T @ stacked
+    stacked = np.concatenate((P, Q))
+    phases = stacked.T @ stacked
+    magnitude = W.T @ W
     mixed = B.T @ A
     _combine(plain, mixed, magnitude, phases, SQUARES_FLOOR * A.shape[0] * EPSILON,
              total, squares)

@@ -285,6 +285,14 @@ def run_kernel(engine, initial, tally: kernels.Tally, key, first: int, count: in
     return int(jumps)
 
 
+def _complex(real: np.ndarray, imag: np.ndarray) -> np.ndarray:
+    """``real + 1j imag`` part by part (``1j * inf`` would be ``nan + inf j``: one
+    trajectory's error, inf, must stay ``inf + inf j``)."""
+    out = np.empty(real.shape, dtype=complex)
+    out.real, out.imag = real, imag
+    return out
+
+
 def observable_modes(observables: dict, observables_eig: np.ndarray,
                      level_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(diagonals (nobs, d), modes (nobs,) int64)``: how the amplitude path evaluates each
@@ -387,7 +395,7 @@ def finalize(generator: DaviesGenerator, engine: kernels.Engine, sums: dict[str,
         sq_im = sums["rho_sumsq"].imag + (pure @ outer.imag**2).reshape(T, d, d)
         mean_re, err_re = mean_stderr(total.real, sq_re, n)
         mean_im, err_im = mean_stderr(total.imag, sq_im, n)
-        out["rho"], out["rho_stderr"] = mean_re + 1j * mean_im, err_re + 1j * err_im
+        out["rho"], out["rho_stderr"] = _complex(mean_re, mean_im), _complex(err_re, err_im)
     if sums["rhodiag_sum"].size:
         weights = np.abs(vectors) ** 2                               # (d, Ls)
         total = sums["rhodiag_sum"] + pure @ weights.T
