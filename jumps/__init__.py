@@ -42,8 +42,8 @@ from .api import (
 )
 from .errors import ConfigError
 from .physics.baths import drude_lorentz, from_callable, from_rates, ohmic, tabulated
-from .result import Result
-from .solvers import exactsolve, jumpsolve, load
+from .result import Result, load
+from .solvers import exactsolve, jumpsolve
 
 __all__ = ["ConfigError", "Result", "SecularWarning", "WeakCouplingWarning", "davies_generator",
            "drude_lorentz", "exact_statistics", "exactsolve", "from_callable", "from_rates",

@@ -436,6 +436,22 @@ def load(directory: str | Path) -> Result:
     ConfigError
         Naming the directory or the file and the reason: missing, not a result, unreadable,
         incomplete or inconsistent.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, jumps
+    >>> sz, sx = np.diag([1.0, -1.0]), np.array([[0.0, 1.0], [1.0, 0.0]])
+    >>> bath = jumps.ohmic(0.01, 5.0, temperature=1.0)
+    >>> exact = jumps.exactsolve(0.5 * sz, [0, 1], [0.0, 1.0], [(sx, bath)], e_ops={"sz": sz})
+    >>> with tempfile.TemporaryDirectory() as directory:
+    ...     exact.save(directory)
+    ...     back = jumps.load(directory)
+    >>> type(back) is jumps.Result, back.expect["sz"].tolist() == exact.expect["sz"].tolist()
+    (True, True)
+    >>> jumps.load("no/such/dir")
+    Traceback (most recent call last):
+    ...
+    jumps.errors.ConfigError: no/such/dir: no such directory
     """
     arrays, meta, derived = read_checked(directory)
     return Result(arrays, meta, path=Path(directory), derived=derived)

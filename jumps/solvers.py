@@ -1,6 +1,7 @@
 """The QuTiP-shaped solvers: :func:`jumpsolve` (trajectories) and :func:`exactsolve` (the dense
-master equation) with ``qutip.brmesolve``'s arguments, and :func:`load` (a result directory),
-all giving the one :class:`jumps.result.Result` (README, "Coming from QuTiP").
+master equation) with ``qutip.brmesolve``'s arguments, both giving the one
+:class:`jumps.result.Result` that :func:`jumps.result.load` (``jumps.load``) reads from a result
+directory (README, "Coming from QuTiP").
 
 They convert their arguments through :mod:`jumps.qutip_bridge`, build a generator through the
 registry and run it with the generator-level pieces of :mod:`jumps.api`. Units: hbar = k_B = 1;
@@ -14,7 +15,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,6 @@ from .physics import exact
 from .physics.matrices import as_array
 from .qutip_bridge import Problem, callbacks, density_matrix, initial_state, problem_of
 from .result import Result
-from .result import load as load_result
 from .runtime.parallel import Comm
 from .runtime.plan import Plan
 
@@ -372,41 +371,3 @@ def exactsolve(H: Any, state: Any, tlist: Any, a_ops: Sequence, e_ops: Any = Non
             "lists_every_channel": True, "t_final": float(problem.tlist[-1] - problem.tlist[0]),
             **_solver_meta(problem, diagnostics, opts["lamb_shift"])}
     return Result(arrays, meta)
-
-
-def load(directory: str | Path) -> Result:
-    """Read a result directory (``python -m jumps run`` or ``exact``, :meth:`Result.save`)
-    into the :class:`Result` that :func:`jumpsolve` returns, checking every array
-    (:func:`jumps.result.load`).
-
-    Parameters
-    ----------
-    directory : str or Path
-
-    Returns
-    -------
-    Result
-
-    Raises
-    ------
-    ConfigError
-        Naming the directory or the file and the reason: missing, not a result, unreadable,
-        incomplete or inconsistent.
-
-    Examples
-    --------
-    >>> import tempfile, numpy as np, jumps
-    >>> sz, sx = np.diag([1.0, -1.0]), np.array([[0.0, 1.0], [1.0, 0.0]])
-    >>> bath = jumps.ohmic(0.01, 5.0, temperature=1.0)
-    >>> exact = jumps.exactsolve(0.5 * sz, [0, 1], [0.0, 1.0], [(sx, bath)], e_ops={"sz": sz})
-    >>> with tempfile.TemporaryDirectory() as directory:
-    ...     exact.save(directory)
-    ...     back = jumps.load(directory)
-    >>> type(back) is jumps.Result, back.expect["sz"].tolist() == exact.expect["sz"].tolist()
-    (True, True)
-    >>> jumps.load("no/such/dir")
-    Traceback (most recent call last):
-    ...
-    jumps.errors.ConfigError: no/such/dir: no such directory
-    """
-    return load_result(directory)
