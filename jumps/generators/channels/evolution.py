@@ -5,13 +5,15 @@ diagonalised once (``R diag(lambda) R^-1``, :func:`jumps.generators.channels.unr
 so a state kept in R-coordinates ``c`` evolves as ``psi(tau) = R exp(-i lambda tau) c`` on the
 levels where it has weight, with no time step. The waiting time solves ``||psi(tau)||^2 = r``
 by safeguarded Newton/bisection; on non-degenerate levels the norm is a sum of real
-exponentials (:func:`decay`), with no phases to compute.
+exponentials (``exp_real``, a loop that vectorises), with no phases to compute.
 """
 
 from __future__ import annotations
 
 import numba
 import numpy as np
+
+from ...core.vexp import exp_real, phase_factor
 
 # The waiting time's root search stops when a step or the bracket is below this, relative to
 # the time (the norm it inverts is itself rounded at ~1e-16).
@@ -21,7 +23,7 @@ ROOT_TOLERANCE = 1e-14
 MAX_ROOT_STEPS = 200
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath={"contract"})
 def evolve(level_ptr, block_ptr, lam, right, levels, n_levels, coeff, tau, out):
     """``out = R exp(-i lambda tau) coeff`` on the listed levels (coeff in R-coordinates).
 
@@ -34,33 +36,17 @@ def evolve(level_ptr, block_ptr, lam, right, levels, n_levels, coeff, tau, out):
         lo, hi = level_ptr[k], level_ptr[k + 1]
         b = hi - lo
         if b == 1:
-            out[lo] = coeff[lo] * np.exp(-1j * lam[lo] * tau)
+            out[lo] = coeff[lo] * phase_factor(lam[lo], tau)
             continue
         start = block_ptr[k]
         out[lo:hi] = 0.0
         for c in range(b):  # one exponential per component, then the block's column
-            phased = coeff[lo + c] * np.exp(-1j * lam[lo + c] * tau)
+            phased = coeff[lo + c] * phase_factor(lam[lo + c], tau)
             for r in range(b):
                 out[lo + r] += right[start + r * b + c] * phased
 
 
-@numba.njit(cache=True, nogil=True)
-def decay(level_ptr, lam, levels, n_levels, coeff, tau):
-    """``||psi(tau)||^2 = sum_m |c_m|^2 exp(-K_m tau)`` and its derivative, for a state on
-    non-degenerate levels only (there ``R = 1`` and ``|exp(-i lambda tau)|^2 = exp(-K tau)``
-    with ``K = -2 Im lambda``: real exponentials, no phases). ``lam``: ``engine.heff_lambda``."""
-    norm = 0.0
-    slope = 0.0
-    for i in range(n_levels):
-        m = level_ptr[levels[i]]
-        rate = -2.0 * lam[m].imag
-        weight = (coeff[m].real ** 2 + coeff[m].imag ** 2) * np.exp(-rate * tau)
-        norm += weight
-        slope -= rate * weight
-    return norm, slope
-
-
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath={"contract"})
 def evolved_norm(level_ptr, block_ptr, lam, right, decay_blocks, levels, n_levels, coeff, tau,
                  work):
     """``||psi(tau)||^2`` and its time derivative from the evolved state (into ``work``), for
@@ -70,12 +56,12 @@ def evolved_norm(level_ptr, block_ptr, lam, right, decay_blocks, levels, n_level
         lo, hi = level_ptr[k], level_ptr[k + 1]
         b = hi - lo
         if b == 1:
-            work[lo] = coeff[lo] * np.exp(-1j * lam[lo] * tau)
+            work[lo] = coeff[lo] * phase_factor(lam[lo], tau)
             continue
         start = block_ptr[k]
         work[lo:hi] = 0.0
         for c in range(b):
-            phased = coeff[lo + c] * np.exp(-1j * lam[lo + c] * tau)
+            phased = coeff[lo + c] * phase_factor(lam[lo + c], tau)
             for r in range(b):
                 work[lo + r] += right[start + r * b + c] * phased
     return block_norm(level_ptr, block_ptr, decay_blocks, levels, n_levels, work)
@@ -118,9 +104,9 @@ def to_right_coordinates(level_ptr, block_ptr, left, levels, n_levels, psi, coef
             coeff[lo + r] = acc
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath={"contract"})
 def waiting_time(level_ptr, block_ptr, lam, right, decay_blocks, levels, n_levels, coeff, target,
-                 tau_max, work):
+                 tau_max, work, scratch):
     """Smallest ``tau`` in [0, tau_max] with ``||psi(tau)||^2 = target``, or -1 if none.
 
     The norm decreases monotonically. Newton's method runs on ``ln ||psi(tau)||^2 - ln
@@ -130,36 +116,80 @@ def waiting_time(level_ptr, block_ptr, lam, right, decay_blocks, levels, n_level
     itself crawled: ~10 steps of d exponentials each per jump). The steps are kept inside a
     shrinking bracket and replaced by bisection when they leave it (states on degenerate
     levels, whose norm need not be log-convex).
+
+    Whether there is a root at all (``||psi(tau_max)||^2 <= target``) is checked first on
+    degenerate levels; on non-degenerate ones only when a step would pass ``tau_max`` (the
+    rising iterates stay below a root that lies before it), which saves one evaluation per
+    jump. ``scratch``: (3, d) float (the decay rates, weights and terms of the levels).
     """
     single = True
     for i in range(n_levels):
         single = single and level_ptr[levels[i] + 1] - level_ptr[levels[i]] == 1
-    tau = tau_max
+    rates, weights, terms = scratch[0], scratch[1], scratch[2]
+    if single:
+        for i in range(n_levels):
+            m = level_ptr[levels[i]]
+            rates[i] = -2.0 * lam[m].imag
+            weights[i] = coeff[m].real ** 2 + coeff[m].imag ** 2
     lo, hi = 0.0, tau_max
     log_target = np.log(target)
-    for attempt in range(MAX_ROOT_STEPS + 2):
+    # Is there a root in [0, tau_max]? Known on degenerate levels from the start.
+    checked = not single
+    if checked:
+        norm, _ = evolved_norm(level_ptr, block_ptr, lam, right, decay_blocks, levels,
+                               n_levels, coeff, tau_max, work)
+        if norm > target:
+            return -1.0
+    tau = 0.0
+    for attempt in range(MAX_ROOT_STEPS + 1):
         if single:
-            norm, slope = decay(level_ptr, lam, levels, n_levels, coeff, tau)
+            # ||psi(tau)||^2 = sum_i w_i exp(-K_i tau) and its derivative: on non-degenerate
+            # levels R = 1 and |exp(-i lambda tau)|^2 = exp(-K tau) with K = -2 Im lambda,
+            # real exponentials (exp_real, in a loop of their own: it vectorises), summed in
+            # two partial sums each. Written out, not called: a call would bind its three
+            # arrays anew at every step, an atomic reference-count pair each.
+            for i in range(n_levels):
+                terms[i] = weights[i] * exp_real(-rates[i] * tau)
+            n0, n1, s0, s1 = 0.0, 0.0, 0.0, 0.0
+            i = 0
+            while i + 2 <= n_levels:
+                n0 += terms[i]
+                n1 += terms[i + 1]
+                s0 += rates[i] * terms[i]
+                s1 += rates[i + 1] * terms[i + 1]
+                i += 2
+            if i < n_levels:
+                n0 += terms[i]
+                s0 += rates[i] * terms[i]
+            norm, slope = n0 + n1, -(s0 + s1)
         else:
             norm, slope = evolved_norm(level_ptr, block_ptr, lam, right, decay_blocks, levels,
                                        n_levels, coeff, tau, work)
-        if attempt == 0:  # at tau_max: no jump before it?
-            if norm > target:
-                return -1.0
-            tau = 0.0
-            continue
         if norm > target:
             lo = tau
         else:
             hi = tau
+            checked = True
         if slope < 0:  # Newton on ln ||psi||^2 - ln target (see above)
             step = tau - norm * (np.log(norm) - log_target) / slope
         else:
             step = -1.0
+        newton = step
         if not (lo < step < hi):
             step = 0.5 * (lo + hi)
-        if (abs(step - tau) <= ROOT_TOLERANCE * max(1.0, tau)
-                or hi - lo <= ROOT_TOLERANCE * max(1.0, hi)):
+        done = (abs(step - tau) <= ROOT_TOLERANCE * max(1.0, tau)
+                or hi - lo <= ROOT_TOLERANCE * max(1.0, hi)
+                or attempt == MAX_ROOT_STEPS)
+        if not checked and (newton >= hi or slope >= 0 or done):
+            # Newton passes tau_max (or has no slope to follow), or the search ends: a root
+            # before tau_max, or none?
+            norm = 0.0
+            for i in range(n_levels):
+                norm += weights[i] * exp_real(-rates[i] * tau_max)
+            if norm > target:
+                return -1.0
+            checked = True
+        if done:
             return step
         tau = step
     return tau

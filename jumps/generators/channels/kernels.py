@@ -42,6 +42,7 @@ from .observe import (  # noqa: F401 - the observable modes are this module's in
     DENSE,
     LEVEL_BLOCKS,
     USER_DIAGONAL,
+    WORK_ROWS,
     OutputSums,
     segment_outputs,
     uniform_steps,
@@ -373,7 +374,7 @@ def _amplitude(engine, tally, sums, rng, traj, levels, n_levels, t, k, work, par
         to_right_coordinates(level_ptr, block_ptr, left, levels, n_levels, psi, coeff)
         target = 1.0 - uniform(rng)
         tau = waiting_time(level_ptr, block_ptr, lam, right, decay, levels, n_levels, coeff,
-                           target, t_final - t, new)
+                           target, t_final - t, new, parts)
         t_jump = t + tau if tau >= 0.0 else np.inf
         k = segment_outputs(sums, levels, n_levels, coeff, t, t_jump, k, work, parts, occ)
         if n_levels == 1:
@@ -480,8 +481,11 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
     initial_level, final_energy, level_energy = (tally.initial_level, tally.final_energy,
                                                  engine.level_energy)
     t_final = times[-1]
-    work = np.zeros((6, d), dtype=np.complex128)  # psi, coeff, new, phase, step, user
-    parts = np.zeros((2, d))  # real and imaginary parts of the state in the user's basis
+    # psi, coeff, then segment_outputs' rows (observe.WORK_ROWS)
+    work = np.zeros((WORK_ROWS, d), dtype=np.complex128)
+    # Float scratch: the real and imaginary parts of the state in the user's basis
+    # (segment_outputs), the decay rates, weights and terms of the waiting time.
+    parts = np.zeros((3, d))
     levels = np.empty(n_level, dtype=np.int64)
     occ = np.empty(d, dtype=np.int64)  # the occupied eigenstates of an amplitude segment
     step0, dt0 = uniform_steps(engine.heff_lambda, times)

@@ -27,6 +27,8 @@ from collections import namedtuple
 import numba
 import numpy as np
 
+from ...core.vexp import phase_factor
+
 # The arrays the output times read and write.
 OutputSums = namedtuple("OutputSums", [
     "times", "level_ptr", "block_ptr", "lam", "right", "pop_sum", "pop_sumsq", "observables",
@@ -46,14 +48,26 @@ EPSILON = float(np.finfo(np.float64).eps)
 DENSE, USER_DIAGONAL, LEVEL_BLOCKS = 0, 1, 2
 
 
-@numba.njit(cache=True, nogil=True)
+# Work rows of segment_outputs (the kernel's (WORK_ROWS, d) complex array; rows 0 and 1 are the
+# state and its R-coordinates, owned by the caller). The compact rows hold one entry per
+# occupied eigenstate (index i of occ), so their loops are contiguous.
+NEW, PHASE, STEP, USER, COEFF, CURRENT, STEP0 = 2, 3, 4, 5, 6, 7, 8
+WORK_ROWS = 9
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"contract"})
 def segment_outputs(sums, levels, n_levels, coeff, t, t_jump, k, work, parts, occ):
     """Add the state at the output times ``t_k`` in ``[t, t_jump)`` (from ``k`` on) to
     ``sums`` (:data:`OutputSums`); ``coeff``: the state at ``t`` in R-coordinates on the levels
     ``levels[:n_levels]``. Returns the next output time's index.
 
-    ``work``: the kernel's complex work rows (2: the state, 3: phases, 4: phase steps, 5: the
-    user's-basis row for the buffer); ``parts``: (2, d) float; ``occ``: (d,) int64."""
+    ``work``: the kernel's complex work rows (:data:`WORK_ROWS`; rows ``NEW`` ... ``STEP0``
+    are this function's); ``parts``: (2, d) float; ``occ``: (d,) int64.
+
+    Compiled with floating-point contraction (``fastmath={"contract"}``: a multiply and an add
+    may become one fused multiply-add, rounded once). The sums therefore differ from a
+    contraction-free build by rounding only; a given build gives the same numbers on every
+    rank, chunk and lane."""
     times, level_ptr, block_ptr, lam, right = (sums.times, sums.level_ptr, sums.block_ptr,
                                                sums.lam, sums.right)
     if k >= times.size or times[k] >= t_jump:
@@ -64,7 +78,8 @@ def segment_outputs(sums, levels, n_levels, coeff, t, t_jump, k, work, parts, oc
     basis, real_basis = sums.basis, sums.real_basis
     rhodiag_sum, rhodiag_sumsq, buffer, fill = (sums.rhodiag_sum, sums.rhodiag_sumsq,
                                                 sums.buffer, sums.fill)
-    new, phase, step, user = work[2], work[3], work[4], work[5]
+    new, phase, step, user = work[NEW], work[PHASE], work[STEP], work[USER]
+    cco, cur, cstep0 = work[COEFF], work[CURRENT], work[STEP0]
     re, im = parts[0], parts[1]
     d = re.size
     n_obs = observables.shape[0]
@@ -77,60 +92,75 @@ def segment_outputs(sums, levels, n_levels, coeff, t, t_jump, k, work, parts, oc
             occ[n_occ] = m
             n_occ += 1
     user_needed = rhodiag_sum.shape[0] > 0 or buffer.shape[0] > 0
+    eigen_needed = not single  # the state by eigen-index, in new[]
     for o in range(n_obs):
         user_needed = user_needed or modes[o] == USER_DIAGONAL
+        eigen_needed = eigen_needed or modes[o] != USER_DIAGONAL
     real = real_basis.shape[0] > 0
+    step0, dt0 = sums.step0, sums.dt0
+    for i in range(n_occ):
+        cco[i] = coeff[occ[i]]
+        cstep0[i] = step0[occ[i]]
     interval = -1.0
     first = k
-    step0, dt0 = sums.step0, sums.dt0
     while k < times.size and times[k] < t_jump:
         # Phases: exact at the first output time, then by recurrence.
         if k == first:
             for i in range(n_occ):
-                m = occ[i]
-                phase[m] = np.exp(-1j * lam[m] * (times[k] - t))
+                phase[i] = phase_factor(lam[occ[i]], times[k] - t)
         elif abs(times[k] - times[k - 1] - dt0) <= SAME_INTERVAL_ULPS * EPSILON * times[k]:
             for i in range(n_occ):
-                m = occ[i]
-                phase[m] *= step0[m]
+                phase[i] *= cstep0[i]
         else:
             if times[k] - times[k - 1] != interval:
                 interval = times[k] - times[k - 1]
                 for i in range(n_occ):
-                    m = occ[i]
-                    step[m] = np.exp(-1j * lam[m] * interval)
+                    step[i] = phase_factor(lam[occ[i]], interval)
             for i in range(n_occ):
-                m = occ[i]
-                phase[m] *= step[m]
-        # The state R (phase * coeff) and its squared norm.
-        norm = 0.0
+                phase[i] *= step[i]
+        # The state R (phase * coeff), compact in cur[] (and by eigen-index in new[] when
+        # something reads it so).
         if single:
             for i in range(n_occ):
-                m = occ[i]
-                value = coeff[m] * phase[m]
-                new[m] = value
-                norm += value.real ** 2 + value.imag ** 2
+                cur[i] = cco[i] * phase[i]
+            if eigen_needed:
+                for i in range(n_occ):
+                    new[occ[i]] = cur[i]
         else:
+            i0 = 0
             for i in range(n_levels):
                 lv = levels[i]
                 lo, hi = level_ptr[lv], level_ptr[lv + 1]
                 b = hi - lo
                 if b == 1:
-                    new[lo] = coeff[lo] * phase[lo]
+                    new[lo] = cco[i0] * phase[i0]
                 else:
                     start = block_ptr[lv]
                     new[lo:hi] = 0.0
                     for c in range(b):
-                        phased = coeff[lo + c] * phase[lo + c]
+                        phased = cco[i0 + c] * phase[i0 + c]
                         for r in range(b):
                             new[lo + r] += right[start + r * b + c] * phased
-                for m in range(lo, hi):
-                    norm += new[m].real ** 2 + new[m].imag ** 2
-        scale = 1.0 / norm
+                i0 += b
+            for i in range(n_occ):
+                cur[i] = new[occ[i]]
+        # Its squared norm, in four partial sums (independent additions).
+        n0, n1, n2, n3 = 0.0, 0.0, 0.0, 0.0
+        i = 0
+        while i + 4 <= n_occ:
+            n0 += cur[i].real ** 2 + cur[i].imag ** 2
+            n1 += cur[i + 1].real ** 2 + cur[i + 1].imag ** 2
+            n2 += cur[i + 2].real ** 2 + cur[i + 2].imag ** 2
+            n3 += cur[i + 3].real ** 2 + cur[i + 3].imag ** 2
+            i += 4
+        while i < n_occ:
+            n0 += cur[i].real ** 2 + cur[i].imag ** 2
+            i += 1
+        scale = 1.0 / ((n0 + n1) + (n2 + n3))
         # Populations and the observables given in the eigenbasis.
         for i in range(n_occ):
             m = occ[i]
-            p = (new[m].real ** 2 + new[m].imag ** 2) * scale
+            p = (cur[i].real ** 2 + cur[i].imag ** 2) * scale
             pop_sum[k, m] += p
             pop_sumsq[k, m] += p * p
         for o in range(n_obs):
@@ -153,69 +183,99 @@ def segment_outputs(sums, levels, n_levels, coeff, t, t_jump, k, work, parts, oc
             obs_sum[k, o] += value
             obs_sumsq[k, o] += value * value
         if user_needed:
-            # u = sum_m psi_m v_m over the occupied eigenstates, written out here: an inlined
-            # function would bind its six array arguments anew, an atomic reference-count pair
-            # each per output time.
+            # u = sum_m psi_m v_m over the occupied eigenstates (rows v_m of the basis), written
+            # out here: an inlined function would bind its six array arguments anew, an atomic
+            # reference-count pair each per output time. With a real basis, four eigenstates
+            # per pass over u (fused multiply-adds, eight per load and store of u); the first
+            # pass writes u, the others add to it.
             root = np.sqrt(scale)
-            for r in range(d):
-                re[r] = 0.0
-                im[r] = 0.0
             if real:
                 i = 0
-                while i + 4 <= n_occ:
-                    m0, m1, m2, m3 = occ[i], occ[i + 1], occ[i + 2], occ[i + 3]
-                    a0, b0 = new[m0].real * root, new[m0].imag * root
-                    a1, b1 = new[m1].real * root, new[m1].imag * root
-                    a2, b2 = new[m2].real * root, new[m2].imag * root
-                    a3, b3 = new[m3].real * root, new[m3].imag * root
+                if n_occ >= 4:
+                    a0, b0 = cur[0].real * root, cur[0].imag * root
+                    a1, b1 = cur[1].real * root, cur[1].imag * root
+                    a2, b2 = cur[2].real * root, cur[2].imag * root
+                    a3, b3 = cur[3].real * root, cur[3].imag * root
+                    m0, m1, m2, m3 = occ[0], occ[1], occ[2], occ[3]
                     for r in range(d):
                         v0, v1 = real_basis[m0, r], real_basis[m1, r]
                         v2, v3 = real_basis[m2, r], real_basis[m3, r]
-                        re[r] += (a0 * v0 + a1 * v1) + (a2 * v2 + a3 * v3)
-                        im[r] += (b0 * v0 + b1 * v1) + (b2 * v2 + b3 * v3)
+                        re[r] = a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
+                        im[r] = b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3
+                    i = 4
+                else:
+                    for r in range(d):
+                        re[r] = 0.0
+                        im[r] = 0.0
+                while i + 4 <= n_occ:
+                    m0, m1, m2, m3 = occ[i], occ[i + 1], occ[i + 2], occ[i + 3]
+                    a0, b0 = cur[i].real * root, cur[i].imag * root
+                    a1, b1 = cur[i + 1].real * root, cur[i + 1].imag * root
+                    a2, b2 = cur[i + 2].real * root, cur[i + 2].imag * root
+                    a3, b3 = cur[i + 3].real * root, cur[i + 3].imag * root
+                    for r in range(d):
+                        v0, v1 = real_basis[m0, r], real_basis[m1, r]
+                        v2, v3 = real_basis[m2, r], real_basis[m3, r]
+                        re[r] = re[r] + a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
+                        im[r] = im[r] + b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3
                     i += 4
                 while i < n_occ:
                     m = occ[i]
-                    a, b = new[m].real * root, new[m].imag * root
+                    a, b = cur[i].real * root, cur[i].imag * root
                     for r in range(d):
                         re[r] += a * real_basis[m, r]
                         im[r] += b * real_basis[m, r]
                     i += 1
             else:
+                for r in range(d):
+                    re[r] = 0.0
+                    im[r] = 0.0
                 for i in range(n_occ):
                     m = occ[i]
-                    a, b = new[m].real * root, new[m].imag * root
+                    a, b = cur[i].real * root, cur[i].imag * root
                     for r in range(d):
                         v = basis[m, r]
                         re[r] += a * v.real - b * v.imag
                         im[r] += a * v.imag + b * v.real
-            for o in range(n_obs):
-                if modes[o] == USER_DIAGONAL:
-                    value = 0.0
-                    for r in range(d):
-                        value += user_diagonal[o, r] * (re[r] * re[r] + im[r] * im[r])
-                    obs_sum[k, o] += value
-                    obs_sumsq[k, o] += value * value
-            if rhodiag_sum.shape[0] > 0:
-                for r in range(d):
-                    p = re[r] * re[r] + im[r] * im[r]
-                    rhodiag_sum[k, r] += p
-                    rhodiag_sumsq[k, r] += p * p
             if buffer.shape[0] > 0:
                 for r in range(d):
                     user[r] = complex(re[r], im[r])
                 buffer[k, fill[k]] = user
                 fill[k] += 1
+            # From here on re[] holds |u_r|^2.
+            for r in range(d):
+                re[r] = re[r] * re[r] + im[r] * im[r]
+            for o in range(n_obs):
+                if modes[o] == USER_DIAGONAL:
+                    s0, s1, s2, s3 = 0.0, 0.0, 0.0, 0.0
+                    r = 0
+                    while r + 4 <= d:
+                        s0 += user_diagonal[o, r] * re[r]
+                        s1 += user_diagonal[o, r + 1] * re[r + 1]
+                        s2 += user_diagonal[o, r + 2] * re[r + 2]
+                        s3 += user_diagonal[o, r + 3] * re[r + 3]
+                        r += 4
+                    while r < d:
+                        s0 += user_diagonal[o, r] * re[r]
+                        r += 1
+                    value = (s0 + s1) + (s2 + s3)
+                    obs_sum[k, o] += value
+                    obs_sumsq[k, o] += value * value
+            if rhodiag_sum.shape[0] > 0:
+                for r in range(d):
+                    p = re[r]
+                    rhodiag_sum[k, r] += p
+                    rhodiag_sumsq[k, r] += p * p
         k += 1
     return k
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath={"contract"})
 def uniform_steps(lam, times):
     """``(step0, dt0)``: ``exp(-i lambda dt0)`` for every eigenstate, ``dt0`` the grid's first
     interval (once per kernel call: d exponentials)."""
     dt0 = times[1] - times[0] if times.size > 1 else 0.0
     step0 = np.empty(lam.size, dtype=np.complex128)
     for m in range(lam.size):
-        step0[m] = np.exp(-1j * lam[m] * dt0)
+        step0[m] = phase_factor(lam[m], dt0)
     return step0, dt0
