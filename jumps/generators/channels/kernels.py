@@ -164,6 +164,29 @@ def _support(level_ptr, psi, levels):
 
 
 @numba.njit(cache=True, nogil=True)
+def _take_normalised(level_ptr, new, psi, levels):
+    """``psi = new / ||new||`` after a jump, listing the levels where it has weight; returns
+    their count. One call for what ``psi[:] = new``, :func:`_support` and :func:`_normalise`
+    did (the same numbers: the norm is summed in the same order, the zeros outside the support
+    adding nothing), with fewer arrays to bind per jump."""
+    norm = 0.0
+    for m in range(new.size):
+        norm += new[m].real ** 2 + new[m].imag ** 2
+    scale = 1.0 / np.sqrt(norm)
+    n = 0
+    for k in range(level_ptr.size - 1):
+        occupied = False
+        for m in range(level_ptr[k], level_ptr[k + 1]):
+            value = new[m]
+            occupied = occupied or value.real != 0.0 or value.imag != 0.0
+            psi[m] = value * scale
+        if occupied:
+            levels[n] = k
+            n += 1
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
 def _jump_from_level(tables, level, psi, new, u):
     """Pick a transition out of a single (possibly degenerate) level with probability
     ``||M psi_B||^2``; write ``M psi_B`` (unnormalised) into ``new``. Returns the entry.
@@ -396,11 +419,9 @@ def _amplitude(engine, tally, sums, rng, traj, levels, n_levels, t, k, work, par
             code = _jump_general(tables, psi, new, u, levels, n_levels)
             jump_counts[code] += 1
             bath, w = chan_bath[code], chan_frequency[code]
-        psi[:] = new
-        n_levels = _support(level_ptr, psi, levels)
+        n_levels = _take_normalised(level_ptr, new, psi, levels)
         _record_jump(records, traj, bath, w, code, t_jump, source,
                      levels[0] if n_levels == 1 else -1)
-        _normalise(level_ptr, block_ptr, decay, levels, n_levels, psi)
         t = t_jump
 
 

@@ -49,10 +49,12 @@ DENSE, USER_DIAGONAL, LEVEL_BLOCKS = 0, 1, 2
 
 
 # Work rows of segment_outputs (the kernel's (WORK_ROWS, d) complex array; rows 0 and 1 are the
-# state and its R-coordinates, owned by the caller). The compact rows hold one entry per
-# occupied eigenstate (index i of occ), so their loops are contiguous.
-NEW, PHASE, STEP, USER, COEFF, CURRENT, STEP0 = 2, 3, 4, 5, 6, 7, 8
-WORK_ROWS = 9
+# state and its R-coordinates, owned by the caller). NEW holds the state by eigen-index; the
+# compact rows hold one entry per occupied eigenstate (index i of occ), so their loops are
+# contiguous. They are indexed as work[ROW, i], not bound as row views: each view costs an
+# atomic reference-count pair per call.
+NEW, PHASE, STEP, COEFF, CURRENT, STEP0 = 2, 3, 4, 5, 6, 7
+WORK_ROWS = 8
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"contract"})
@@ -62,24 +64,23 @@ def segment_outputs(sums, levels, n_levels, coeff, t, t_jump, k, work, parts, oc
     ``levels[:n_levels]``. Returns the next output time's index.
 
     ``work``: the kernel's complex work rows (:data:`WORK_ROWS`; rows ``NEW`` ... ``STEP0``
-    are this function's); ``parts``: (2, d) float; ``occ``: (d,) int64.
+    are this function's); ``parts``: float scratch, rows 0 and 1 (the state in the user's
+    basis); ``occ``: (d,) int64.
 
     Compiled with floating-point contraction (``fastmath={"contract"}``: a multiply and an add
     may become one fused multiply-add, rounded once). The sums therefore differ from a
     contraction-free build by rounding only; a given build gives the same numbers on every
     rank, chunk and lane."""
-    times, level_ptr, block_ptr, lam, right = (sums.times, sums.level_ptr, sums.block_ptr,
-                                               sums.lam, sums.right)
+    times = sums.times
     if k >= times.size or times[k] >= t_jump:
         return k
+    level_ptr, block_ptr, lam, right = sums.level_ptr, sums.block_ptr, sums.lam, sums.right
     pop_sum, pop_sumsq, obs_sum, obs_sumsq = (sums.pop_sum, sums.pop_sumsq, sums.obs_sum,
                                               sums.obs_sumsq)
     observables, modes, user_diagonal = sums.observables, sums.observable_mode, sums.user_diagonal
     basis, real_basis = sums.basis, sums.real_basis
     rhodiag_sum, rhodiag_sumsq, buffer, fill = (sums.rhodiag_sum, sums.rhodiag_sumsq,
                                                 sums.buffer, sums.fill)
-    new, phase, step, user = work[NEW], work[PHASE], work[STEP], work[USER]
-    cco, cur, cstep0 = work[COEFF], work[CURRENT], work[STEP0]
     re, im = parts[0], parts[1]
     d = re.size
     n_obs = observables.shape[0]
@@ -92,40 +93,40 @@ def segment_outputs(sums, levels, n_levels, coeff, t, t_jump, k, work, parts, oc
             occ[n_occ] = m
             n_occ += 1
     user_needed = rhodiag_sum.shape[0] > 0 or buffer.shape[0] > 0
-    eigen_needed = not single  # the state by eigen-index, in new[]
+    eigen_needed = not single  # the state by eigen-index, in work[NEW]
     for o in range(n_obs):
         user_needed = user_needed or modes[o] == USER_DIAGONAL
         eigen_needed = eigen_needed or modes[o] != USER_DIAGONAL
     real = real_basis.shape[0] > 0
     step0, dt0 = sums.step0, sums.dt0
     for i in range(n_occ):
-        cco[i] = coeff[occ[i]]
-        cstep0[i] = step0[occ[i]]
+        work[COEFF, i] = coeff[occ[i]]
+        work[STEP0, i] = step0[occ[i]]
     interval = -1.0
     first = k
     while k < times.size and times[k] < t_jump:
         # Phases: exact at the first output time, then by recurrence.
         if k == first:
             for i in range(n_occ):
-                phase[i] = phase_factor(lam[occ[i]], times[k] - t)
+                work[PHASE, i] = phase_factor(lam[occ[i]], times[k] - t)
         elif abs(times[k] - times[k - 1] - dt0) <= SAME_INTERVAL_ULPS * EPSILON * times[k]:
             for i in range(n_occ):
-                phase[i] *= cstep0[i]
+                work[PHASE, i] *= work[STEP0, i]
         else:
             if times[k] - times[k - 1] != interval:
                 interval = times[k] - times[k - 1]
                 for i in range(n_occ):
-                    step[i] = phase_factor(lam[occ[i]], interval)
+                    work[STEP, i] = phase_factor(lam[occ[i]], interval)
             for i in range(n_occ):
-                phase[i] *= step[i]
-        # The state R (phase * coeff), compact in cur[] (and by eigen-index in new[] when
-        # something reads it so).
+                work[PHASE, i] *= work[STEP, i]
+        # The state R (phase * coeff), compact in work[CURRENT] (and by eigen-index in
+        # work[NEW] when something reads it so).
         if single:
             for i in range(n_occ):
-                cur[i] = cco[i] * phase[i]
+                work[CURRENT, i] = work[COEFF, i] * work[PHASE, i]
             if eigen_needed:
                 for i in range(n_occ):
-                    new[occ[i]] = cur[i]
+                    work[NEW, occ[i]] = work[CURRENT, i]
         else:
             i0 = 0
             for i in range(n_levels):
@@ -133,34 +134,35 @@ def segment_outputs(sums, levels, n_levels, coeff, t, t_jump, k, work, parts, oc
                 lo, hi = level_ptr[lv], level_ptr[lv + 1]
                 b = hi - lo
                 if b == 1:
-                    new[lo] = cco[i0] * phase[i0]
+                    work[NEW, lo] = work[COEFF, i0] * work[PHASE, i0]
                 else:
                     start = block_ptr[lv]
-                    new[lo:hi] = 0.0
+                    for r in range(b):
+                        work[NEW, lo + r] = 0.0
                     for c in range(b):
-                        phased = cco[i0 + c] * phase[i0 + c]
+                        phased = work[COEFF, i0 + c] * work[PHASE, i0 + c]
                         for r in range(b):
-                            new[lo + r] += right[start + r * b + c] * phased
+                            work[NEW, lo + r] += right[start + r * b + c] * phased
                 i0 += b
             for i in range(n_occ):
-                cur[i] = new[occ[i]]
+                work[CURRENT, i] = work[NEW, occ[i]]
         # Its squared norm, in four partial sums (independent additions).
         n0, n1, n2, n3 = 0.0, 0.0, 0.0, 0.0
         i = 0
         while i + 4 <= n_occ:
-            n0 += cur[i].real ** 2 + cur[i].imag ** 2
-            n1 += cur[i + 1].real ** 2 + cur[i + 1].imag ** 2
-            n2 += cur[i + 2].real ** 2 + cur[i + 2].imag ** 2
-            n3 += cur[i + 3].real ** 2 + cur[i + 3].imag ** 2
+            n0 += work[CURRENT, i].real ** 2 + work[CURRENT, i].imag ** 2
+            n1 += work[CURRENT, i + 1].real ** 2 + work[CURRENT, i + 1].imag ** 2
+            n2 += work[CURRENT, i + 2].real ** 2 + work[CURRENT, i + 2].imag ** 2
+            n3 += work[CURRENT, i + 3].real ** 2 + work[CURRENT, i + 3].imag ** 2
             i += 4
         while i < n_occ:
-            n0 += cur[i].real ** 2 + cur[i].imag ** 2
+            n0 += work[CURRENT, i].real ** 2 + work[CURRENT, i].imag ** 2
             i += 1
         scale = 1.0 / ((n0 + n1) + (n2 + n3))
         # Populations and the observables given in the eigenbasis.
         for i in range(n_occ):
             m = occ[i]
-            p = (cur[i].real ** 2 + cur[i].imag ** 2) * scale
+            p = (work[CURRENT, i].real ** 2 + work[CURRENT, i].imag ** 2) * scale
             pop_sum[k, m] += p
             pop_sumsq[k, m] += p * p
         for o in range(n_obs):
@@ -174,11 +176,11 @@ def segment_outputs(sums, levels, n_levels, coeff, t, t_jump, k, work, parts, oc
                     acc = 0j
                     if mode == LEVEL_BLOCKS:
                         for n in range(level_ptr[lv], level_ptr[lv + 1]):
-                            acc += observables[o, m, n] * new[n]
+                            acc += observables[o, m, n] * work[NEW, n]
                     else:
                         for j in range(n_occ):
-                            acc += observables[o, m, occ[j]] * new[occ[j]]
-                    value += (np.conj(new[m]) * acc).real
+                            acc += observables[o, m, occ[j]] * work[NEW, occ[j]]
+                    value += (np.conj(work[NEW, m]) * acc).real
             value *= scale
             obs_sum[k, o] += value
             obs_sumsq[k, o] += value * value
@@ -192,10 +194,10 @@ def segment_outputs(sums, levels, n_levels, coeff, t, t_jump, k, work, parts, oc
             if real:
                 i = 0
                 if n_occ >= 4:
-                    a0, b0 = cur[0].real * root, cur[0].imag * root
-                    a1, b1 = cur[1].real * root, cur[1].imag * root
-                    a2, b2 = cur[2].real * root, cur[2].imag * root
-                    a3, b3 = cur[3].real * root, cur[3].imag * root
+                    a0, b0 = work[CURRENT, 0].real * root, work[CURRENT, 0].imag * root
+                    a1, b1 = work[CURRENT, 1].real * root, work[CURRENT, 1].imag * root
+                    a2, b2 = work[CURRENT, 2].real * root, work[CURRENT, 2].imag * root
+                    a3, b3 = work[CURRENT, 3].real * root, work[CURRENT, 3].imag * root
                     m0, m1, m2, m3 = occ[0], occ[1], occ[2], occ[3]
                     for r in range(d):
                         v0, v1 = real_basis[m0, r], real_basis[m1, r]
@@ -209,10 +211,10 @@ def segment_outputs(sums, levels, n_levels, coeff, t, t_jump, k, work, parts, oc
                         im[r] = 0.0
                 while i + 4 <= n_occ:
                     m0, m1, m2, m3 = occ[i], occ[i + 1], occ[i + 2], occ[i + 3]
-                    a0, b0 = cur[i].real * root, cur[i].imag * root
-                    a1, b1 = cur[i + 1].real * root, cur[i + 1].imag * root
-                    a2, b2 = cur[i + 2].real * root, cur[i + 2].imag * root
-                    a3, b3 = cur[i + 3].real * root, cur[i + 3].imag * root
+                    a0, b0 = work[CURRENT, i].real * root, work[CURRENT, i].imag * root
+                    a1, b1 = work[CURRENT, i + 1].real * root, work[CURRENT, i + 1].imag * root
+                    a2, b2 = work[CURRENT, i + 2].real * root, work[CURRENT, i + 2].imag * root
+                    a3, b3 = work[CURRENT, i + 3].real * root, work[CURRENT, i + 3].imag * root
                     for r in range(d):
                         v0, v1 = real_basis[m0, r], real_basis[m1, r]
                         v2, v3 = real_basis[m2, r], real_basis[m3, r]
@@ -221,7 +223,7 @@ def segment_outputs(sums, levels, n_levels, coeff, t, t_jump, k, work, parts, oc
                     i += 4
                 while i < n_occ:
                     m = occ[i]
-                    a, b = cur[i].real * root, cur[i].imag * root
+                    a, b = work[CURRENT, i].real * root, work[CURRENT, i].imag * root
                     for r in range(d):
                         re[r] += a * real_basis[m, r]
                         im[r] += b * real_basis[m, r]
@@ -232,15 +234,15 @@ def segment_outputs(sums, levels, n_levels, coeff, t, t_jump, k, work, parts, oc
                     im[r] = 0.0
                 for i in range(n_occ):
                     m = occ[i]
-                    a, b = cur[i].real * root, cur[i].imag * root
+                    a, b = work[CURRENT, i].real * root, work[CURRENT, i].imag * root
                     for r in range(d):
                         v = basis[m, r]
                         re[r] += a * v.real - b * v.imag
                         im[r] += a * v.imag + b * v.real
             if buffer.shape[0] > 0:
+                row = fill[k]
                 for r in range(d):
-                    user[r] = complex(re[r], im[r])
-                buffer[k, fill[k]] = user
+                    buffer[k, row, r] = complex(re[r], im[r])
                 fill[k] += 1
             # From here on re[] holds |u_r|^2.
             for r in range(d):
