@@ -46,27 +46,6 @@ def evolve(level_ptr, block_ptr, lam, right, levels, n_levels, coeff, tau, out):
                 out[lo + r] += right[start + r * b + c] * phased
 
 
-@numba.njit(cache=True, nogil=True, fastmath={"contract"})
-def evolved_norm(level_ptr, block_ptr, lam, right, decay_blocks, levels, n_levels, coeff, tau,
-                 work):
-    """``||psi(tau)||^2`` and its time derivative from the evolved state (into ``work``), for
-    states on degenerate levels; the engine's arrays are passed one by one."""
-    for i in range(n_levels):
-        k = levels[i]
-        lo, hi = level_ptr[k], level_ptr[k + 1]
-        b = hi - lo
-        if b == 1:
-            work[lo] = coeff[lo] * phase_factor(lam[lo], tau)
-            continue
-        start = block_ptr[k]
-        work[lo:hi] = 0.0
-        for c in range(b):
-            phased = coeff[lo + c] * phase_factor(lam[lo + c], tau)
-            for r in range(b):
-                work[lo + r] += right[start + r * b + c] * phased
-    return block_norm(level_ptr, block_ptr, decay_blocks, levels, n_levels, work)
-
-
 @numba.njit(cache=True, nogil=True)
 def block_norm(level_ptr, block_ptr, decay_blocks, levels, n_levels, psi):
     """``||psi||^2`` and its time derivative ``-psi^dag K psi`` on the listed levels."""
@@ -136,8 +115,8 @@ def waiting_time(level_ptr, block_ptr, lam, right, decay_blocks, levels, n_level
     # Is there a root in [0, tau_max]? Known on degenerate levels from the start.
     checked = not single
     if checked:
-        norm, _ = evolved_norm(level_ptr, block_ptr, lam, right, decay_blocks, levels,
-                               n_levels, coeff, tau_max, work)
+        evolve(level_ptr, block_ptr, lam, right, levels, n_levels, coeff, tau_max, work)
+        norm, _ = block_norm(level_ptr, block_ptr, decay_blocks, levels, n_levels, work)
         if norm > target:
             return -1.0
     tau = 0.0
@@ -162,9 +141,9 @@ def waiting_time(level_ptr, block_ptr, lam, right, decay_blocks, levels, n_level
                 n0 += terms[i]
                 s0 += rates[i] * terms[i]
             norm, slope = n0 + n1, -(s0 + s1)
-        else:
-            norm, slope = evolved_norm(level_ptr, block_ptr, lam, right, decay_blocks, levels,
-                                       n_levels, coeff, tau, work)
+        else:  # the evolved state (into work), then its norm
+            evolve(level_ptr, block_ptr, lam, right, levels, n_levels, coeff, tau, work)
+            norm, slope = block_norm(level_ptr, block_ptr, decay_blocks, levels, n_levels, work)
         if norm > target:
             lo = tau
         else:

@@ -37,7 +37,7 @@ from ...core.lanes import (
     pure_segment,
 )
 from ...core.random import uniform
-from .evolution import block_norm, evolve, to_right_coordinates, waiting_time
+from .evolution import evolve, to_right_coordinates, waiting_time
 from .observe import (  # noqa: F401 - the observable modes are this module's interface too
     DENSE,
     LEVEL_BLOCKS,
@@ -166,8 +166,8 @@ def _support(level_ptr, psi, levels):
 @numba.njit(cache=True, nogil=True)
 def _take_normalised(level_ptr, new, psi, levels):
     """``psi = new / ||new||`` after a jump, listing the levels where it has weight; returns
-    their count. One call for what ``psi[:] = new``, :func:`_support` and :func:`_normalise`
-    did (the same numbers: the norm is summed in the same order, the zeros outside the support
+    their count. One call, not a copy, :func:`_support` and a normalisation over the support
+    (the same numbers: the norm is summed in the same order, the zeros outside the support
     adding nothing), with fewer arrays to bind per jump."""
     norm = 0.0
     for m in range(new.size):
@@ -452,24 +452,13 @@ def _land(engine, tally, sums, rng, traj, j, t, k, levels, work, parts, occ):
     lo, hi = engine.level_ptr[level], engine.level_ptr[level + 1]
     if hi - lo == 1:
         return level, t, k
-    psi = work[0]
-    psi[:] = 0.0
+    new = work[2]
+    new[:] = 0.0
     start = engine.trans_mat_ptr[j]
     for r in range(hi - lo):
-        psi[lo + r] = engine.trans_mat[start + r]
-    levels[0] = level
-    _normalise(engine.level_ptr, engine.block_ptr, engine.decay, levels, 1, psi)
-    return _amplitude(engine, tally, sums, rng, traj, levels, 1, t, k, work, parts, occ)
-
-
-@numba.njit(cache=True, nogil=True)
-def _normalise(level_ptr, block_ptr, decay_blocks, levels, n_levels, psi):
-    norm, _ = block_norm(level_ptr, block_ptr, decay_blocks, levels, n_levels, psi)
-    scale = 1.0 / np.sqrt(norm)
-    for i in range(n_levels):
-        lv = levels[i]
-        for m in range(level_ptr[lv], level_ptr[lv + 1]):
-            psi[m] *= scale
+        new[lo + r] = engine.trans_mat[start + r]
+    n_levels = _take_normalised(engine.level_ptr, new, work[0], levels)
+    return _amplitude(engine, tally, sums, rng, traj, levels, n_levels, t, k, work, parts, occ)
 
 
 
