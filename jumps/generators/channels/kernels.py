@@ -28,6 +28,7 @@ from collections import namedtuple
 import numba
 import numpy as np
 
+from ...core.borrow import borrowed, keep_alive
 from ...core.lanes import (
     LANES,
     lane_state,
@@ -478,6 +479,10 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
     float sums over trajectories change only by rounding. Amplitude-mode stretches run at once,
     inside the lane. ``lanes=1`` is the plain one-trajectory-at-a-time algorithm.
     """
+    # Every array below is borrowed (jumps.core.borrow): the same arrays without an owner, so
+    # that passing them to the amplitude path's helpers costs no atomic reference counts. The
+    # caller holds engine, initial and tally; the scratch arrays are held to the end.
+    engine, initial, tally = borrowed(engine), borrowed(initial), borrowed(tally)
     d, n_level = engine.level_of.size, engine.level_ptr.size - 1
     times, level_counts, occupation_time = tally.times, tally.level_counts, tally.occupation_time
     level_rate, level_ptr, level_of = engine.level_rate, engine.level_ptr, engine.level_of
@@ -492,13 +497,15 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
                                                  engine.level_energy)
     t_final = times[-1]
     # psi, coeff, then segment_outputs' rows (observe.WORK_ROWS)
-    work = np.zeros((WORK_ROWS, d), dtype=np.complex128)
+    work_owner = np.zeros((WORK_ROWS, d), dtype=np.complex128)
     # Float scratch: the real and imaginary parts of the state in the user's basis
     # (segment_outputs), the decay rates, weights and terms of the waiting time.
-    parts = np.zeros((3, d))
-    levels = np.empty(n_level, dtype=np.int64)
-    occ = np.empty(d, dtype=np.int64)  # the occupied eigenstates of an amplitude segment
-    step0, dt0 = uniform_steps(engine.heff_lambda, times)
+    parts_owner = np.zeros((3, d))
+    levels_owner = np.empty(n_level, dtype=np.int64)
+    occ_owner = np.empty(d, dtype=np.int64)  # the occupied eigenstates of an amplitude segment
+    step0_owner, dt0 = uniform_steps(engine.heff_lambda, times)
+    work, parts, levels = borrowed(work_owner), borrowed(parts_owner), borrowed(levels_owner)
+    occ, step0 = borrowed(occ_owner), borrowed(step0_owner)
     sums = OutputSums(times, level_ptr, engine.block_ptr, engine.heff_lambda, engine.heff_right,
                       tally.pop_sum, tally.pop_sumsq, tally.observables, tally.observable_mode,
                       tally.user_diagonal, tally.obs_sum, tally.obs_sumsq, tally.basis,
@@ -506,7 +513,8 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
                       tally.fill, step0, dt0)
     n_lanes = max(1, min(lanes, count))
     # pick: alias slot, then pair, then transition; row: the lane's chunk row (-1: idle)
-    row, level, t, k, rng, pick, draw = lane_state(n_lanes)
+    row, level, t, k, rng_owner, pick, draw = lane_state(n_lanes)
+    rng = borrowed(rng_owner)  # a lane's stream goes to the amplitude path as a view
     end = np.zeros(n_lanes, dtype=np.int64)
     target = np.zeros(n_lanes, dtype=np.int64)
     frequency = np.zeros(n_lanes)
@@ -621,6 +629,7 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
                 if level[lane] < 0:
                     row[lane] = -1
     _count(trans_counts, taken, n_taken)
+    keep_alive(work_owner, parts_owner, levels_owner, occ_owner, step0_owner, rng_owner)
     total = 0
     for i in range(count):
         total += n_jumps[i]
