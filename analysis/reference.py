@@ -21,7 +21,7 @@ from jumps.runtime.build import build
 from jumps.runtime.config import RunConfig, parse_config
 from jumps.runtime.driver import initial_density
 from jumps.runtime.plan import resolve_start
-from jumps.runtime.statistics import exact_statistics
+from jumps.runtime.statistics import counting_fields, exact_statistics
 
 from .load import Result, check_same_run, load_result
 
@@ -150,7 +150,8 @@ def _statistics_references(result: Result, system: System) -> dict | None:
     config = system.config
     try:
         state = resolve_start(system.generator, config.initial_state)
-        arrays, _ = exact_statistics(system.generator, state, result.times, config.counting_s)
+        arrays, _ = exact_statistics(system.generator, state, result.times,
+                                     counting_fields(system.generator, config.counting_s))
     except ConfigError:
         return None
     return arrays

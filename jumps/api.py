@@ -34,7 +34,7 @@ from .runtime.config import POPULATION_SUM_TOLERANCE
 from .runtime.driver import MIN_TRAJECTORIES_TO_STOP
 from .runtime.info import validity_warnings
 from .runtime.plan import Plan, recorded_trajectories, resolve_start
-from .runtime.statistics import DEFAULT_S, statistics_records
+from .runtime.statistics import counting_fields, statistics_records
 
 
 def davies_generator(hamiltonian: Any, couplings: Sequence[Any], baths: Sequence[Bath],
@@ -257,7 +257,7 @@ def trajectory_arrays(generator, plan: Plan, run: _Run, times: np.ndarray, s,
     records = {name: values[:n] for name, values in run.runner.records.items()}
     rows = np.arange(n)
     added, undefined = statistics_records(generator, plan.state, records, times[-1],
-                                          DEFAULT_S if s is None else np.asarray(s, float))
+                                          counting_fields(generator, s))
     arrays = {"times": times, **generator.summary_arrays(),
               **plan.finalize(generator, run.runner.sums(), n), **records, **added,
               "trajectory_index": rows,
@@ -347,7 +347,7 @@ def exact_statistics(generator: DaviesGenerator | RateGenerator, times: Any, psi
     state = resolve_start(generator, _initial_state(generator.dimension, psi0, eigenstate,
                                                     populations, steady_state))
     out, _ = statistics.exact_statistics(generator, state, times,
-                                         DEFAULT_S if s is None else np.asarray(s, float))
+                                         counting_fields(generator, s))
     return out
 
 

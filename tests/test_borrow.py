@@ -60,3 +60,36 @@ def test_borrowed_views_read_and_write_the_same_memory():
 
 def test_keep_alive_counts_its_arguments():
     assert keep_alive(np.zeros(1), np.zeros(2)) == 2
+
+
+def test_run_chunk_keeps_every_owner_alive_while_its_views_are_used():
+    """Numba frees a local after its last use: each ``*_owner`` of run_chunk must be freed once,
+    after the keep_alive call, and every borrowed view (and ``sums``, built of views) must be
+    dead before that call."""
+    from numba.core import compiler, ir
+
+    from jumps.generators.channels import kernels
+
+    function = compiler.run_frontend(kernels.run_chunk.py_func, emit_dels=True)
+    views = {"work", "parts", "levels", "occ", "step0", "rng", "sums"}
+    owners = {f"{name}_owner" for name in views - {"sums"}}
+    keep, freed, view_deaths = None, {}, []
+    position = 0
+    for label in sorted(function.blocks):
+        for statement in function.blocks[label].body:
+            position += 1
+            if isinstance(statement, ir.Del):
+                name = statement.value.split(".")[0]
+                if name in owners:
+                    freed.setdefault(name, []).append(position)
+                elif name in views:
+                    view_deaths.append(position)
+            if (isinstance(statement, ir.Assign) and isinstance(statement.value, ir.Expr)
+                    and statement.value.op == "call"):
+                callee = function.get_definition(statement.value.func)
+                if isinstance(callee, (ir.Global, ir.FreeVar)) and callee.name == "keep_alive":
+                    keep = position
+    assert keep is not None and view_deaths
+    assert set(freed) == owners
+    assert all(len(where) == 1 and where[0] > keep for where in freed.values()), (keep, freed)
+    assert max(view_deaths) < keep, (max(view_deaths), keep)

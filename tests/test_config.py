@@ -129,3 +129,29 @@ def test_dump_config_round_trips():
     assert [b.beta for b in parsed.baths] == [b.beta for b in original.baths]
     assert not parsed.baths[0].lamb_shift_enabled and parsed.baths[1].lamb_shift_enabled
     assert set(parsed.observables) == {"sz_0", "p", "x"} and not parsed.cache
+
+
+def test_default_counting_fields_fit_a_wide_spectrum():
+    """Without [counting] s the grid is DEFAULT_S, narrowed to |s| (E_max - E_min) = 10 when
+    [-1, 1] would be refused (fmo, in cm^-1: the shipped mpi_runs/fmo.toml exited 2); a given
+    grid is kept, and a too-wide given grid is still refused."""
+    from pathlib import Path
+
+    from jumps.runtime.build import build
+    from jumps.runtime.statistics import DEFAULT_S, check_counting_fields, counting_fields
+
+    root = Path(__file__).resolve().parents[1]
+    config = load_config(root / "mpi_runs" / "fmo.toml")
+    assert config.counting_s is None
+    generator, _ = build(config)
+    width = np.ptp(generator.energies)
+    assert width > 30
+    s = counting_fields(generator, config.counting_s)
+    check_counting_fields(generator, s)
+    np.testing.assert_allclose(s, DEFAULT_S * 10.0 / width)
+    np.testing.assert_array_equal(counting_fields(generator, [0.01, 0.02]), [0.01, 0.02])
+    with pytest.raises(ConfigError, match="counting.s"):
+        check_counting_fields(generator, counting_fields(generator, [1.0]))
+    narrow = load_config(root / "mpi_runs" / "two_level.toml")
+    narrow_generator, _ = build(narrow)
+    np.testing.assert_array_equal(counting_fields(narrow_generator, None), DEFAULT_S)

@@ -58,6 +58,8 @@ def borrowed(value):
     return value
 
 
+# Not inline="always": Numba 0.68's dead-code elimination after inlining an overload drops
+# the writes through a namedtuple's arrays (tests/test_borrow.py).
 @overload(borrowed)
 def _borrowed_jit(value):
     if isinstance(value, (types.Array, types.BaseTuple)):

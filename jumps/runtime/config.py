@@ -25,7 +25,6 @@ from ..physics.models import Model, build_model, check_hermitian, explicit, prod
 from . import npyfile
 from .budget import check_config_memory
 from .resultfile import claim_result_key
-from .statistics import DEFAULT_S
 
 SECTIONS = {"system", "baths", "initial_state", "run", "counting"}
 COUNTING_KEYS = {"s"}
@@ -80,7 +79,7 @@ class RunConfig:
     checkpoint_seconds: float = 10.0
     record_jumps: int = 0
     record_trajectories: int = 0
-    counting_s: np.ndarray = field(default_factory=lambda: DEFAULT_S.copy())
+    counting_s: np.ndarray | None = None  # None: statistics.counting_fields' default
     generator: str = "auto"
     cache: bool = True
     allow_long: bool = False  # run even when over budget.MAX_JUMPS_PER_TRAJECTORY jumps are expected
@@ -518,11 +517,13 @@ def _initial_state(table: dict, model: Model, base: Path) -> InitialState:
     raise AssertionError(kind)  # every kind of INITIAL_KIND_KEYS is handled above
 
 
-def _counting_fields(table: dict, base: Path) -> np.ndarray:
-    """``[counting] s``: the counting fields (inverse energy unit) of the heat statistics."""
+def _counting_fields(table: dict, base: Path) -> np.ndarray | None:
+    """``[counting] s``: the counting fields (inverse energy unit) of the heat statistics;
+    None when not given (the default grid depends on the spectrum:
+    :func:`jumps.runtime.statistics.counting_fields`)."""
     _unknown(table, COUNTING_KEYS, "counting")
     if "s" not in table:
-        return DEFAULT_S.copy()
+        return None
     values = load_array(table["s"], base, "counting.s")
     if values.ndim != 1 or values.size == 0 or np.iscomplexobj(values):
         raise ConfigError("counting.s", "must be a non-empty list of real numbers")

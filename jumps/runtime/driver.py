@@ -36,6 +36,7 @@ from .plan import Plan, default_chunk_size, recorded_trajectories, resolve_start
 from .progress import progress_bar
 from .statistics import (
     check_counting_fields,
+    counting_fields,
     exact_statistics,
     model_state,
     statistics_records,
@@ -142,7 +143,8 @@ def _run_exact(config: RunConfig, output: OutputDirectory) -> dict[str, np.ndarr
         arrays = _dense_exact(config, generator, density)
     else:
         arrays = _rate_equation_exact(config, generator, unravelling, state, density)
-    statistics, notes = exact_statistics(generator, state, config.times, config.counting_s)
+    statistics, notes = exact_statistics(generator, state, config.times,
+                                         counting_fields(generator, config.counting_s))
     arrays.update(statistics)
     elapsed = time.perf_counter() - start
     commit(output, arrays, metadata(config, generator, "exact", density_matrix=density,
@@ -273,7 +275,8 @@ def _run(config: RunConfig, out: Path, comm, output: OutputDirectory | None, gua
     generator, built = parallel.agree_or_exit(comm, lambda: build(config, comm=comm))
     ranks_on_node = comm.node_size()
     parallel.agree_or_exit(comm, lambda: (check_run_size(config, generator, ranks_on_node),
-                                          check_counting_fields(generator, config.counting_s))
+                                          check_counting_fields(
+                                              generator, counting_fields(generator, config.counting_s)))
                            if root else None)
     prepared = parallel.agree_or_exit(
         comm, lambda: _prepare(config, generator, built, quiet) if root else None)
@@ -468,7 +471,7 @@ def _finish(config, output, generator, plan, runner, merged, records, finished, 
     rows = plan.rows(finished)
     records = {name: value[rows] for name, value in records.items()}
     added, undefined = statistics_records(generator, plan.state, records, config.t_final,
-                                          config.counting_s)
+                                          counting_fields(generator, config.counting_s))
     arrays = {"times": plan.times, **generator.summary_arrays(),
               **plan.finalize(generator, merged, rows.size), **records, **added,
               "trajectory_index": rows,

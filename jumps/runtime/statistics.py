@@ -138,6 +138,23 @@ def entropy_production(generator, state: InitialState, records: dict[str, np.nda
 
 # The largest |s| w_max accepted in [counting] s: exp(30) ~ 1e13.
 MAX_TILT = 30.0
+# With no [counting] s and a spectrum so wide that DEFAULT_S would be refused (fmo, in cm^-1),
+# the default grid is narrowed to |s| w_max <= DEFAULT_TILT.
+DEFAULT_TILT = 10.0
+
+
+def counting_fields(generator, s_values: np.ndarray | None) -> np.ndarray:
+    """The counting fields of a run: ``s_values`` as given, or with none given (``None``)
+    :data:`DEFAULT_S`, narrowed to ``|s| (E_max - E_min) <= DEFAULT_TILT`` when the spectrum
+    is wider than :data:`MAX_TILT` (the grid [-1, 1] in the inverse energy unit would be
+    refused there)."""
+    if s_values is not None:
+        return np.asarray(s_values, dtype=float)
+    energies = np.asarray(generator.energies)
+    width = float(energies.max() - energies.min()) if energies.size else 0.0
+    if width * float(np.max(np.abs(DEFAULT_S))) <= MAX_TILT:
+        return DEFAULT_S.copy()
+    return DEFAULT_S * (DEFAULT_TILT / width)
 
 
 def check_counting_fields(generator, s_values: np.ndarray) -> None:
