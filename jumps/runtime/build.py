@@ -443,7 +443,7 @@ def _read_meta(directory: Path, kind: str | None) -> dict:
 
 
 def _read_arrays(directory: Path, manifest: dict) -> dict[str, np.ndarray]:
-    """The listed arrays, memory-mapped, each checked against its header and checksum."""
+    """The listed arrays, memory-mapped (copy-on-write), each checked against its header and checksum."""
     present = {path.stem for path in directory.glob("*.npy")}
     for name in sorted(set(manifest) ^ present):
         raise CacheDamage(f"{name}.npy: {'missing' if name in manifest else 'not listed in meta.json'}")
@@ -460,7 +460,10 @@ def _read_arrays(directory: Path, manifest: dict) -> dict[str, np.ndarray]:
             raise CacheDamage(f"{name}.npy: {header.dtype.str} {header.shape}, meta.json says "
                               f"{entry['dtype']} {tuple(entry['shape'])}")
         try:
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
+            # Copy-on-write, not read-only: Numba types a read-only array apart, so a generator
+            # loaded read-only compiled every kernel a second time (~60 s at d = 256). Nothing
+            # writes to these arrays; a write would change this process's pages, not the file.
+            array = np.load(path, mmap_mode="c", allow_pickle=False)
         except (OSError, ValueError) as error:
             raise CacheDamage(f"{name}.npy: unreadable ({error})") from None
         if checksum(array) != entry["crc32"]:

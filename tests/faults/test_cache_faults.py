@@ -246,3 +246,16 @@ def test_calibration_values_are_checked(text, reason, tmp_path, capsys):
     path.write_text('{"eigh": 1e-10, "product": 2e-11}')
     assert build_module._read_calibration(path) == {"eigh": 1e-10, "product": 2e-11}
     assert capsys.readouterr().err == ""
+
+
+def test_cached_arrays_are_writeable_copies_on_write(entry):
+    """Loaded arrays are copy-on-write maps: writeable, as a fresh build's (Numba types a
+    read-only array apart: a read-only cache entry compiled every kernel a second time, ~60 s
+    at d = 256), and a write changes this process's pages, never the cache file."""
+    manifest = json.loads((entry / "meta.json").read_text())["cache"]["arrays"]
+    arrays = build_module._read_arrays(entry, manifest)
+    assert arrays and all(array.flags.writeable for array in arrays.values())
+    threshold = arrays["threshold"]
+    before = np.load(entry / "threshold.npy")
+    threshold[:] = -1.0
+    np.testing.assert_array_equal(np.load(entry / "threshold.npy"), before)
