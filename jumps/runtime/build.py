@@ -443,7 +443,8 @@ def _read_meta(directory: Path, kind: str | None) -> dict:
 
 
 def _read_arrays(directory: Path, manifest: dict) -> dict[str, np.ndarray]:
-    """The listed arrays, memory-mapped (copy-on-write), each checked against its header and checksum."""
+    """The listed arrays, memory-mapped (copy-on-write), each checked against its header and
+    checksum."""
     present = {path.stem for path in directory.glob("*.npy")}
     for name in sorted(set(manifest) ^ present):
         raise CacheDamage(f"{name}.npy: {'missing' if name in manifest else 'not listed in meta.json'}")

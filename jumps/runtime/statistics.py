@@ -143,6 +143,12 @@ MAX_TILT = 30.0
 DEFAULT_TILT = 10.0
 
 
+def spectral_width(generator) -> float:
+    """``E_max - E_min``: the largest Bohr frequency (0 for an empty spectrum)."""
+    energies = np.asarray(generator.energies)
+    return float(energies.max() - energies.min()) if energies.size else 0.0
+
+
 def counting_fields(generator, s_values: np.ndarray | None) -> np.ndarray:
     """The counting fields of a run: ``s_values`` as given, or with none given (``None``)
     :data:`DEFAULT_S`, narrowed to ``|s| (E_max - E_min) <= DEFAULT_TILT`` when the spectrum
@@ -150,8 +156,7 @@ def counting_fields(generator, s_values: np.ndarray | None) -> np.ndarray:
     refused there)."""
     if s_values is not None:
         return np.asarray(s_values, dtype=float)
-    energies = np.asarray(generator.energies)
-    width = float(energies.max() - energies.min()) if energies.size else 0.0
+    width = spectral_width(generator)
     if width * float(np.max(np.abs(DEFAULT_S))) <= MAX_TILT:
         return DEFAULT_S.copy()
     return DEFAULT_S * (DEFAULT_TILT / width)
@@ -162,8 +167,7 @@ def check_counting_fields(generator, s_values: np.ndarray) -> None:
     ``exp(-s Q)`` of one jump then span more than 1e13, so the trajectory estimate of
     ``<exp(-s Q)>`` rests on trajectories rarer than that, and the tilted generator is too stiff
     for the exact reference (it ran for hours)."""
-    energies = np.asarray(generator.energies)
-    width = float(energies.max() - energies.min()) if energies.size else 0.0
+    width = spectral_width(generator)
     largest = float(np.max(np.abs(s_values), initial=0.0))
     if largest * width > MAX_TILT:
         raise ConfigError("counting.s", f"|s| = {largest:g} times the largest Bohr frequency "
