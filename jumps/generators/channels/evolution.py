@@ -85,21 +85,20 @@ def to_right_coordinates(level_ptr, block_ptr, left, levels, n_levels, psi, coef
 
 @numba.njit(cache=True, nogil=True, fastmath={"contract"})
 def waiting_time(level_ptr, block_ptr, lam, right, decay_blocks, levels, n_levels, coeff, target,
-                 tau_max, work, scratch):
-    """Smallest ``tau`` in [0, tau_max] with ``||psi(tau)||^2 = target``, or -1 if none.
+                 tau_lo, tau_hi, work, scratch):
+    """The ``tau`` in the bracket ``[tau_lo, tau_hi]`` with ``||psi(tau)||^2 = target``, where
+    ``||psi(tau_lo)||^2 > target >= ||psi(tau_hi)||^2`` (the caller found the bracket: the
+    output times on either side of the jump, :func:`.observe.segment_outputs`).
 
     The norm decreases monotonically. Newton's method runs on ``ln ||psi(tau)||^2 - ln
     target``: on non-degenerate levels that is the logarithm of a sum of decaying exponentials,
-    convex, so the iterates from ``tau = 0`` rise monotonically to the root without overshoot,
+    convex, so the iterates from ``tau_lo`` rise monotonically to the root without overshoot,
     exactly in one step for a single exponential and in a few for a mixture (Newton on the norm
-    itself crawled: ~10 steps of d exponentials each per jump). The steps are kept inside a
-    shrinking bracket and replaced by bisection when they leave it (states on degenerate
-    levels, whose norm need not be log-convex).
-
-    Whether there is a root at all (``||psi(tau_max)||^2 <= target``) is checked first on
-    degenerate levels; on non-degenerate ones only when a step would pass ``tau_max`` (the
-    rising iterates stay below a root that lies before it), which saves one evaluation per
-    jump. ``scratch``: (3, d) float (the decay rates, weights and terms of the levels).
+    itself crawled). Within one output interval the logarithm is close to linear: two or three
+    steps (from the segment's start, ~10). The steps are kept inside a shrinking bracket and
+    replaced by bisection when they leave it (states on degenerate levels, whose norm need not
+    be log-convex; or a norm that differs from the caller's by rounding at the bracket's
+    ends). ``scratch``: (3, d) float (the decay rates, weights and terms of the levels).
     """
     single = True
     for i in range(n_levels):
@@ -110,16 +109,9 @@ def waiting_time(level_ptr, block_ptr, lam, right, decay_blocks, levels, n_level
             m = level_ptr[levels[i]]
             rates[i] = -2.0 * lam[m].imag
             weights[i] = coeff[m].real ** 2 + coeff[m].imag ** 2
-    lo, hi = 0.0, tau_max
+    lo, hi = tau_lo, tau_hi
     log_target = np.log(target)
-    # Is there a root in [0, tau_max]? Known on degenerate levels from the start.
-    checked = not single
-    if checked:
-        evolve(level_ptr, block_ptr, lam, right, levels, n_levels, coeff, tau_max, work)
-        norm, _ = block_norm(level_ptr, block_ptr, decay_blocks, levels, n_levels, work)
-        if norm > target:
-            return -1.0
-    tau = 0.0
+    tau = tau_lo
     for attempt in range(MAX_ROOT_STEPS + 1):
         if single:
             # ||psi(tau)||^2 = sum_i w_i exp(-K_i tau) and its derivative: on non-degenerate
@@ -148,27 +140,14 @@ def waiting_time(level_ptr, block_ptr, lam, right, decay_blocks, levels, n_level
             lo = tau
         else:
             hi = tau
-            checked = True
         if slope < 0:  # Newton on ln ||psi||^2 - ln target (see above)
             step = tau - norm * (np.log(norm) - log_target) / slope
         else:
             step = -1.0
-        newton = step
         if not (lo < step < hi):
             step = 0.5 * (lo + hi)
-        done = (abs(step - tau) <= ROOT_TOLERANCE * max(1.0, tau)
-                or hi - lo <= ROOT_TOLERANCE * max(1.0, hi)
-                or attempt == MAX_ROOT_STEPS)
-        if not checked and (newton >= hi or slope >= 0 or done):
-            # Newton passes tau_max (or has no slope to follow), or the search ends: a root
-            # before tau_max, or none?
-            norm = 0.0
-            for i in range(n_levels):
-                norm += weights[i] * exp_real(-rates[i] * tau_max)
-            if norm > target:
-                return -1.0
-            checked = True
-        if done:
+        if (abs(step - tau) <= ROOT_TOLERANCE * max(1.0, tau)
+                or hi - lo <= ROOT_TOLERANCE * max(1.0, hi) or attempt == MAX_ROOT_STEPS):
             return step
         tau = step
     return tau

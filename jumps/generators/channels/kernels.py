@@ -397,10 +397,16 @@ def _amplitude(engine, tally, sums, rng, traj, levels, n_levels, t, k, work, par
             return level, t, k
         to_right_coordinates(level_ptr, block_ptr, left, levels, n_levels, psi, coeff)
         target = 1.0 - uniform(rng)
-        tau = waiting_time(level_ptr, block_ptr, lam, right, decay, levels, n_levels, coeff,
-                           target, t_final - t, new, parts)
+        # The output times before the jump first: the first one past it brackets the jump
+        # (t_final is an output time: none past it, no jump).
+        k_start = k
+        k = segment_outputs(sums, levels, n_levels, coeff, t, target, k, work, parts, occ)
+        tau = -1.0
+        if k < times.size:
+            tau_lo = times[k - 1] - t if k > k_start else 0.0
+            tau = waiting_time(level_ptr, block_ptr, lam, right, decay, levels, n_levels, coeff,
+                               target, tau_lo, times[k] - t, new, parts)
         t_jump = t + tau if tau >= 0.0 else np.inf
-        k = segment_outputs(sums, levels, n_levels, coeff, t, t_jump, k, work, parts, occ)
         if n_levels == 1:
             occupation_time[levels[0]] += min(t_jump, t_final) - t
         if tau < 0.0:  # no jump before t_final

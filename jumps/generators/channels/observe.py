@@ -58,10 +58,14 @@ WORK_ROWS = 8
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"contract"})
-def segment_outputs(sums, levels, n_levels, coeff, t, t_jump, k, work, parts, occ):
-    """Add the state at the output times ``t_k`` in ``[t, t_jump)`` (from ``k`` on) to
+def segment_outputs(sums, levels, n_levels, coeff, t, target, k, work, parts, occ):
+    """Add the state at the output times ``t_k`` (from ``k`` on) before the next jump to
     ``sums`` (:data:`OutputSums`); ``coeff``: the state at ``t`` in R-coordinates on the levels
-    ``levels[:n_levels]``. Returns the next output time's index.
+    ``levels[:n_levels]``, ``target``: the squared norm at which it jumps. Returns the index of
+    the first output time whose squared norm is ``<= target`` (the jump is at or before it,
+    after the one before: the bracket of :func:`.evolution.waiting_time`), or ``times.size``
+    (no jump up to the last output time, ``t_final``). The norms at the output times cost
+    nothing extra: each state is normalised anyway.
 
     ``work``: the kernel's complex work rows (:data:`WORK_ROWS`; rows ``NEW`` ... ``STEP0``
     are this function's); ``parts``: float scratch, rows 0 and 1 (the state in the user's
@@ -72,7 +76,7 @@ def segment_outputs(sums, levels, n_levels, coeff, t, t_jump, k, work, parts, oc
     contraction-free build by rounding only; a given build gives the same numbers on every
     rank, chunk and lane."""
     times = sums.times
-    if k >= times.size or times[k] >= t_jump:
+    if k >= times.size:
         return k
     level_ptr, block_ptr, lam, right = sums.level_ptr, sums.block_ptr, sums.lam, sums.right
     pop_sum, pop_sumsq, obs_sum, obs_sumsq = (sums.pop_sum, sums.pop_sumsq, sums.obs_sum,
@@ -104,7 +108,7 @@ def segment_outputs(sums, levels, n_levels, coeff, t, t_jump, k, work, parts, oc
         work[STEP0, i] = step0[occ[i]]
     interval = -1.0
     first = k
-    while k < times.size and times[k] < t_jump:
+    while k < times.size:
         # Phases: exact at the first output time, then by recurrence.
         if k == first:
             for i in range(n_occ):
@@ -158,7 +162,10 @@ def segment_outputs(sums, levels, n_levels, coeff, t, t_jump, k, work, parts, oc
         while i < n_occ:
             n0 += work[CURRENT, i].real ** 2 + work[CURRENT, i].imag ** 2
             i += 1
-        scale = 1.0 / ((n0 + n1) + (n2 + n3))
+        norm = (n0 + n1) + (n2 + n3)
+        if norm <= target:  # the jump comes first
+            break
+        scale = 1.0 / norm
         # Populations and the observables given in the eigenbasis.
         for i in range(n_occ):
             m = occ[i]
@@ -192,24 +199,52 @@ def segment_outputs(sums, levels, n_levels, coeff, t, t_jump, k, work, parts, oc
             # pass writes u, the others add to it.
             root = np.sqrt(scale)
             if real:
-                i = 0
-                if n_occ >= 4:
+                # The first pass takes the n_occ % 4 left over (or four) and writes u; the
+                # others take four each and add: ceil(n_occ / 4) passes over u in all.
+                first_pass = n_occ % 4
+                if first_pass == 0:
+                    first_pass = 4 if n_occ >= 4 else 0
+                if first_pass == 0:
+                    for r in range(d):
+                        re[r] = 0.0
+                        im[r] = 0.0
+                elif first_pass == 1:
+                    m0 = occ[0]
+                    a0, b0 = work[CURRENT, 0].real * root, work[CURRENT, 0].imag * root
+                    for r in range(d):
+                        v0 = real_basis[m0, r]
+                        re[r] = a0 * v0
+                        im[r] = b0 * v0
+                elif first_pass == 2:
+                    m0, m1 = occ[0], occ[1]
+                    a0, b0 = work[CURRENT, 0].real * root, work[CURRENT, 0].imag * root
+                    a1, b1 = work[CURRENT, 1].real * root, work[CURRENT, 1].imag * root
+                    for r in range(d):
+                        v0, v1 = real_basis[m0, r], real_basis[m1, r]
+                        re[r] = a0 * v0 + a1 * v1
+                        im[r] = b0 * v0 + b1 * v1
+                elif first_pass == 3:
+                    m0, m1, m2 = occ[0], occ[1], occ[2]
+                    a0, b0 = work[CURRENT, 0].real * root, work[CURRENT, 0].imag * root
+                    a1, b1 = work[CURRENT, 1].real * root, work[CURRENT, 1].imag * root
+                    a2, b2 = work[CURRENT, 2].real * root, work[CURRENT, 2].imag * root
+                    for r in range(d):
+                        v0, v1, v2 = real_basis[m0, r], real_basis[m1, r], real_basis[m2, r]
+                        re[r] = a0 * v0 + a1 * v1 + a2 * v2
+                        im[r] = b0 * v0 + b1 * v1 + b2 * v2
+                else:
+                    m0, m1, m2, m3 = occ[0], occ[1], occ[2], occ[3]
                     a0, b0 = work[CURRENT, 0].real * root, work[CURRENT, 0].imag * root
                     a1, b1 = work[CURRENT, 1].real * root, work[CURRENT, 1].imag * root
                     a2, b2 = work[CURRENT, 2].real * root, work[CURRENT, 2].imag * root
                     a3, b3 = work[CURRENT, 3].real * root, work[CURRENT, 3].imag * root
-                    m0, m1, m2, m3 = occ[0], occ[1], occ[2], occ[3]
                     for r in range(d):
                         v0, v1 = real_basis[m0, r], real_basis[m1, r]
                         v2, v3 = real_basis[m2, r], real_basis[m3, r]
                         re[r] = a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
                         im[r] = b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3
-                    i = 4
-                else:
-                    for r in range(d):
-                        re[r] = 0.0
-                        im[r] = 0.0
-                while i + 4 <= n_occ:
+                i = first_pass
+                while i < n_occ:
                     m0, m1, m2, m3 = occ[i], occ[i + 1], occ[i + 2], occ[i + 3]
                     a0, b0 = work[CURRENT, i].real * root, work[CURRENT, i].imag * root
                     a1, b1 = work[CURRENT, i + 1].real * root, work[CURRENT, i + 1].imag * root
@@ -221,13 +256,6 @@ def segment_outputs(sums, levels, n_levels, coeff, t, t_jump, k, work, parts, oc
                         re[r] = re[r] + a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
                         im[r] = im[r] + b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3
                     i += 4
-                while i < n_occ:
-                    m = occ[i]
-                    a, b = work[CURRENT, i].real * root, work[CURRENT, i].imag * root
-                    for r in range(d):
-                        re[r] += a * real_basis[m, r]
-                        im[r] += b * real_basis[m, r]
-                    i += 1
             else:
                 for r in range(d):
                     re[r] = 0.0
