@@ -85,10 +85,13 @@ def to_right_coordinates(level_ptr, block_ptr, left, levels, n_levels, psi, coef
 
 @numba.njit(cache=True, nogil=True, fastmath={"contract"})
 def waiting_time(level_ptr, block_ptr, lam, right, decay_blocks, levels, n_levels, coeff, target,
-                 tau_lo, tau_hi, work, scratch):
+                 tau_lo, tau_hi, norm_lo, norm_hi, work, scratch):
     """The ``tau`` in the bracket ``[tau_lo, tau_hi]`` with ``||psi(tau)||^2 = target``, where
-    ``||psi(tau_lo)||^2 > target >= ||psi(tau_hi)||^2`` (the caller found the bracket: the
-    output times on either side of the jump, :func:`.observe.segment_outputs`).
+    ``norm_lo = ||psi(tau_lo)||^2 > target >= ||psi(tau_hi)||^2 = norm_hi`` (the caller found
+    the bracket: the output times on either side of the jump,
+    :func:`.observe.segment_outputs`). The search starts where the straight line through the
+    ends' ``ln ||psi||^2`` crosses ``ln target`` (off by the curvature over one output
+    interval only: about three Newton steps fewer than from ``tau_lo``).
 
     The norm decreases monotonically. Newton's method runs on ``ln ||psi(tau)||^2 - ln
     target``: on non-degenerate levels that is the logarithm of a sum of decaying exponentials,
@@ -112,6 +115,11 @@ def waiting_time(level_ptr, block_ptr, lam, right, decay_blocks, levels, n_level
     lo, hi = tau_lo, tau_hi
     log_target = np.log(target)
     tau = tau_lo
+    if norm_lo > target and norm_hi > 0.0:
+        log_lo = np.log(norm_lo)
+        fraction = (log_lo - log_target) / (log_lo - np.log(norm_hi))
+        if 0.0 < fraction < 1.0:
+            tau = tau_lo + fraction * (tau_hi - tau_lo)
     for attempt in range(MAX_ROOT_STEPS + 1):
         if single:
             # ||psi(tau)||^2 = sum_i w_i exp(-K_i tau) and its derivative: on non-degenerate
@@ -142,12 +150,16 @@ def waiting_time(level_ptr, block_ptr, lam, right, decay_blocks, levels, n_level
             hi = tau
         if slope < 0:  # Newton on ln ||psi||^2 - ln target (see above)
             step = tau - norm * (np.log(norm) - log_target) / slope
+            # Converged: the step is within the tolerance. Tested before the bracket, which
+            # may end at tau itself (an iterate whose norm rounds to <= target): a step there
+            # is not "inside" it, and bisection would creep to the root in ~8 more steps.
+            if abs(step - tau) <= ROOT_TOLERANCE * max(1.0, tau):
+                return min(max(step, lo), hi)
         else:
             step = -1.0
         if not (lo < step < hi):
             step = 0.5 * (lo + hi)
-        if (abs(step - tau) <= ROOT_TOLERANCE * max(1.0, tau)
-                or hi - lo <= ROOT_TOLERANCE * max(1.0, hi) or attempt == MAX_ROOT_STEPS):
+        if hi - lo <= ROOT_TOLERANCE * max(1.0, hi) or attempt == MAX_ROOT_STEPS:
             return step
         tau = step
     return tau

@@ -400,12 +400,13 @@ def _amplitude(engine, tally, sums, rng, traj, levels, n_levels, t, k, work, par
         # The output times before the jump first: the first one past it brackets the jump
         # (t_final is an output time: none past it, no jump).
         k_start = k
-        k = segment_outputs(sums, levels, n_levels, coeff, t, target, k, work, parts, occ)
+        k, norm_lo, norm_hi = segment_outputs(sums, levels, n_levels, coeff, t, target, k,
+                                              work, parts, occ)
         tau = -1.0
         if k < times.size:
             tau_lo = times[k - 1] - t if k > k_start else 0.0
             tau = waiting_time(level_ptr, block_ptr, lam, right, decay, levels, n_levels, coeff,
-                               target, tau_lo, times[k] - t, new, parts)
+                               target, tau_lo, times[k] - t, norm_lo, norm_hi, new, parts)
         t_jump = t + tau if tau >= 0.0 else np.inf
         if n_levels == 1:
             occupation_time[levels[0]] += min(t_jump, t_final) - t

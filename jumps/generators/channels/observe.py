@@ -61,11 +61,13 @@ WORK_ROWS = 8
 def segment_outputs(sums, levels, n_levels, coeff, t, target, k, work, parts, occ):
     """Add the state at the output times ``t_k`` (from ``k`` on) before the next jump to
     ``sums`` (:data:`OutputSums`); ``coeff``: the state at ``t`` in R-coordinates on the levels
-    ``levels[:n_levels]``, ``target``: the squared norm at which it jumps. Returns the index of
-    the first output time whose squared norm is ``<= target`` (the jump is at or before it,
-    after the one before: the bracket of :func:`.evolution.waiting_time`), or ``times.size``
-    (no jump up to the last output time, ``t_final``). The norms at the output times cost
-    nothing extra: each state is normalised anyway.
+    ``levels[:n_levels]``, ``target``: the squared norm at which it jumps. Returns ``(k,
+    before, after)``: ``k`` the index of the first output time whose squared norm (``after``)
+    is ``<= target`` (the jump is at or before it, after the output time before it or the
+    segment's start, whose squared norm is ``before``: the bracket of
+    :func:`.evolution.waiting_time`), or ``times.size`` (no jump up to the last output time,
+    ``t_final``; ``after`` is then 0). The norms at the output times cost nothing extra: each
+    state is normalised anyway.
 
     ``work``: the kernel's complex work rows (:data:`WORK_ROWS`; rows ``NEW`` ... ``STEP0``
     are this function's); ``parts``: float scratch, rows 0 and 1 (the state in the user's
@@ -77,7 +79,7 @@ def segment_outputs(sums, levels, n_levels, coeff, t, target, k, work, parts, oc
     rank, chunk and lane."""
     times = sums.times
     if k >= times.size:
-        return k
+        return k, 1.0, 0.0
     level_ptr, block_ptr, lam, right = sums.level_ptr, sums.block_ptr, sums.lam, sums.right
     pop_sum, pop_sumsq, obs_sum, obs_sumsq = (sums.pop_sum, sums.pop_sumsq, sums.obs_sum,
                                               sums.obs_sumsq)
@@ -108,6 +110,7 @@ def segment_outputs(sums, levels, n_levels, coeff, t, target, k, work, parts, oc
         work[STEP0, i] = step0[occ[i]]
     interval = -1.0
     first = k
+    before, after = 1.0, 0.0  # the state at t is normalised
     while k < times.size:
         # Phases: exact at the first output time, then by recurrence.
         if k == first:
@@ -164,7 +167,9 @@ def segment_outputs(sums, levels, n_levels, coeff, t, target, k, work, parts, oc
             i += 1
         norm = (n0 + n1) + (n2 + n3)
         if norm <= target:  # the jump comes first
+            after = norm
             break
+        before = norm
         scale = 1.0 / norm
         # Populations and the observables given in the eigenbasis.
         for i in range(n_occ):
@@ -297,7 +302,7 @@ def segment_outputs(sums, levels, n_levels, coeff, t, target, k, work, parts, oc
                     rhodiag_sum[k, r] += p
                     rhodiag_sumsq[k, r] += p * p
         k += 1
-    return k
+    return k, before, after
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"contract"})
