@@ -40,6 +40,12 @@ the driver's plan and runner (``Plan.create``, ``plan.runner().run`` over its ch
 generator the CLI chooses) without start-up, checkpoints or output, ``--repeats`` times.
 Generators go to a temporary ``JUMPS_CACHE_DIR``. BLAS threads are pinned to one: per core.
 
+Then ``--interleave`` rounds (default 5) of one engine CLI run and one run of QuTiP's best
+method, alternated (the order alternates too), each round's ratio taken on the same stretch of
+host time: the median of those is the figure to quote on a shared machine, whose speed drifts
+between the blocks above (two runs of this script on 2026-12-03 minutes apart: QuTiP 96 and 164
+trajectories/s, the engine 9.3k and 13.2k).
+
 Sanity check: z-scores of QuTiP's <Mz>(t) (all its runs) against the engine's (the last CLI
 run), ``(qutip - engine) / sqrt(s^2 / n_qutip + stderr^2)`` with ``s^2`` the engine's
 single-trajectory variance (correlated in time: max|z| of 3-4 is normal, tens is a
@@ -48,6 +54,7 @@ disagreement), and the largest difference of the populations.
     python benchmarks/vs_qutip.py                      # full: N = 6 8, both cases (quiet machine)
     python benchmarks/vs_qutip.py --spins 6 8 10 --qutip-seconds 120 --out vs_qutip.json
     python benchmarks/vs_qutip.py --quick              # smoke run: N = 4, few trajectories
+    python benchmarks/vs_qutip.py --spins 6 --cases amplitude --interleave 9
 """
 
 from __future__ import annotations
@@ -108,6 +115,11 @@ def parse_args() -> argparse.Namespace:
                              "mz: Mz only")
     parser.add_argument("--max-qutip-channels", type=int, default=100_000,
                         help="skip qutip above this many collapse operators")
+    parser.add_argument("--interleave", type=int, default=5,
+                        help="then this many rounds of one engine CLI run and one run of "
+                             "QuTiP's best method, alternated: the median of the per-round "
+                             "ratios (a shared host's speed drifts between the blocks above; "
+                             "0: off)")
     parser.add_argument("--no-kernel", dest="kernel", action="store_false",
                         help="skip the in-process (no start-up) engine timing")
     parser.add_argument("--lamb-shift", action="store_true", help="H_LS on for both")
@@ -119,6 +131,7 @@ def parse_args() -> argparse.Namespace:
     if args.quick:
         args.spins, args.trajectories, args.repeats = [4], 300, 2
         args.qutip_trajectories, args.qutip_seconds = 10, 5.0
+        args.interleave = min(args.interleave, 2)
     return args
 
 
@@ -211,7 +224,7 @@ def qutip_problem(generator, spins: int, psi0_user: np.ndarray, which: str, lamb
     return H, c_ops, psi0, e_ops
 
 
-def run_qutip(problem, method: str, args, w_nonzero: np.ndarray) -> dict:
+def run_qutip(problem, method: str, args, w_nonzero: np.ndarray, timers: dict) -> dict:
     import qutip
 
     H, c_ops, psi0, e_ops = problem
@@ -239,6 +252,9 @@ def run_qutip(problem, method: str, args, w_nonzero: np.ndarray) -> dict:
         for key in e_ops:
             sums[key] = sums.get(key, 0.0) + ntraj * np.real(np.asarray(result.e_data[key]))
         total += ntraj
+    # One more run of the same solver, for --interleave: trajectories/s by wall clock.
+    timers[method] = lambda seed: ntraj / timed(lambda: solver.run(
+        psi0, times, ntraj, e_ops=e_ops, seeds=seed)).wall
     return {"method": method, "ntraj": ntraj, "setup_seconds": setup.wall,
             "first_traj_seconds": first.wall,
             "traj_per_s": median(ntraj / w for w in walls),
@@ -293,13 +309,41 @@ def compare(args, case: str, spins: int, workdir: Path) -> dict:
     setup = timed(qutip_problem, generator, spins, psi0, args.qutip_e_ops, args.lamb_shift)
     row["qutip_objects_seconds"] = setup.wall
     w_nonzero = generator.channel_frequency != 0
+    timers = {}
     for method in args.qutip_methods:
-        run = run_qutip(setup.value, method, args, w_nonzero)
+        run = run_qutip(setup.value, method, args, w_nonzero, timers)
         run["z"] = agreement(run, row["engine"])
         row["qutip"].append(run)
         print(f"#   qutip {method}: {run['traj_per_s']:.4g} traj/s ({run['ntraj']} per run)",
               flush=True)
+    if args.interleave > 0:
+        row["interleaved"] = interleave(args, config, workdir, row, timers[best(row)["method"]])
     return row
+
+
+def interleave(args, config: Path, workdir: Path, row: dict, qutip_rate) -> dict:
+    """``--interleave`` rounds of one engine CLI run and one QuTiP run (its best method),
+    alternated (which goes first alternates too): per-round ratios see the same host."""
+    count = row["engine"]["trajectories"]
+    engine, qutip = [], []
+    for r in range(args.interleave):
+        def cli(r=r) -> float:
+            meta = run_cli(config, workdir / f"round{r}", "--seed", str(args.seed + 500 + r),
+                           "--trajectories", str(count))["meta"]
+            return count / meta["run_seconds"]
+        if r % 2:
+            qutip.append(qutip_rate(args.seed + 5000 + r))
+            engine.append(cli())
+        else:
+            engine.append(cli())
+            qutip.append(qutip_rate(args.seed + 5000 + r))
+    ratios = [e / q for e, q in zip(engine, qutip)]
+    out = {"method": best(row)["method"], "engine": engine, "qutip": qutip, "ratios": ratios,
+           "median_ratio": median(ratios)}
+    print(f"#   interleaved ({out['method']}): ratios "
+          + " ".join(f"{x:.3g}" for x in ratios) + f", median {out['median_ratio']:.3g}",
+          flush=True)
+    return out
 
 
 # -- output -------------------------------------------------------------------------------------
@@ -359,6 +403,15 @@ def print_tables(rows: list[dict]) -> None:
     for r in rows:
         if r["skipped"]:
             print(f"# {r['case']} N={r['N']}: qutip skipped ({r['skipped']})")
+    inter = [[r["case"], r["N"], r["interleaved"]["method"], len(r["interleaved"]["ratios"]),
+              median(r["interleaved"]["engine"]), median(r["interleaved"]["qutip"]),
+              min(r["interleaved"]["ratios"]), r["interleaved"]["median_ratio"],
+              max(r["interleaved"]["ratios"])] for r in rows if r.get("interleaved")]
+    if inter:
+        print("\n# interleaved rounds (engine CLI run, then QuTiP run, alternating order): "
+              "per-round ratios engine / qutip")
+        print(format_table(["case", "N", "qutip", "rounds", "jumps CLI traj/s", "qutip traj/s",
+                            "ratio min", "ratio median", "ratio max"], inter))
 
 
 def summary(rows: list[dict]) -> str:
@@ -369,8 +422,10 @@ def summary(rows: list[dict]) -> str:
             continue
         k = kernel_rate(r)
         kernel = "" if isinstance(k, str) else f", kernel {k / q['traj_per_s']:.3g}x"
+        inter = (f", interleaved median {r['interleaved']['median_ratio']:.3g}x"
+                 if r.get("interleaved") else "")
         parts.append(f"{r['case']} N={r['N']}: {r['engine']['traj_per_s'] / q['traj_per_s']:.3g}x"
-                     f"{kernel} (qutip {q['method']})")
+                     f"{kernel}{inter} (qutip {q['method']})")
     return "summary: jumps / qutip mcsolve trajectories/s: " + ("; ".join(parts) or "none")
 
 
