@@ -163,3 +163,16 @@ def waiting_time(level_ptr, block_ptr, lam, right, decay_blocks, levels, n_level
             return step
         tau = step
     return tau
+
+
+@numba.njit(cache=True, nogil=True)
+def support(level_ptr, psi, levels):
+    """List the levels where ``psi`` has weight; returns their count."""
+    n = 0
+    for k in range(level_ptr.size - 1):
+        for m in range(level_ptr[k], level_ptr[k + 1]):
+            if psi[m].real != 0.0 or psi[m].imag != 0.0:
+                levels[n] = k
+                n += 1
+                break
+    return n

@@ -38,7 +38,8 @@ from ...core.lanes import (
     pure_segment,
 )
 from ...core.random import uniform
-from .evolution import evolve, to_right_coordinates, waiting_time
+from .evolution import evolve, support, to_right_coordinates, waiting_time
+from .first import add_first_segments, first_segment_tables
 from .observe import (  # noqa: F401 - the observable modes are this module's interface too
     DENSE,
     LEVEL_BLOCKS,
@@ -152,22 +153,9 @@ TAKEN_BUFFER = 4096
 # -- amplitude-mode helpers -----------------------------------------------------------------
 
 @numba.njit(cache=True, nogil=True)
-def _support(level_ptr, psi, levels):
-    """List the levels where ``psi`` has weight; returns their count."""
-    n = 0
-    for k in range(level_ptr.size - 1):
-        for m in range(level_ptr[k], level_ptr[k + 1]):
-            if psi[m].real != 0.0 or psi[m].imag != 0.0:
-                levels[n] = k
-                n += 1
-                break
-    return n
-
-
-@numba.njit(cache=True, nogil=True)
 def _take_normalised(level_ptr, new, psi, levels):
     """``psi = new / ||new||`` after a jump, listing the levels where it has weight; returns
-    their count. One call, not a copy, :func:`_support` and a normalisation over the support
+    their count. One call, not a copy, :func:`.evolution.support` and a normalisation over the support
     (the same numbers: the norm is summed in the same order, the zeros outside the support
     adding nothing), with fewer arrays to bind per jump."""
     norm = 0.0
@@ -365,11 +353,15 @@ def _finish(engine, tally, traj, levels, n_levels, psi):
 
 
 @numba.njit(cache=True, nogil=True)
-def _amplitude(engine, tally, sums, rng, traj, levels, n_levels, t, k, work, parts, occ):
+def _amplitude(engine, tally, sums, rng, traj, levels, n_levels, t, k, work, parts, occ,
+               table):
     """Amplitude mode: exact non-Hermitian evolution of the occupied level blocks and jumps.
 
     Starts from the normalised state ``work[0]`` with support ``levels[:n_levels]`` at time
-    ``t`` (next output time ``k``). Returns ``(level, t, k)`` as soon as the state is the
+    ``t`` (next output time ``k``). ``table >= 0``: the state is the initial vector ``table``
+    at t = 0, whose first segment (up to the first jump) is the same in every trajectory:
+    its output times come from the chunk's tables (:func:`.first.first_segment_tables`), counted in
+    ``sums.first_count``, not computed again. Returns ``(level, t, k)`` as soon as the state is the
     eigenstate of a non-degenerate level (pure mode takes over), or ``(-1, t, k)`` when the
     trajectory reaches ``t_final``.
     """
@@ -400,8 +392,21 @@ def _amplitude(engine, tally, sums, rng, traj, levels, n_levels, t, k, work, par
         # The output times before the jump first: the first one past it brackets the jump
         # (t_final is an output time: none past it, no jump).
         k_start = k
-        k, norm_lo, norm_hi = segment_outputs(sums, levels, n_levels, coeff, t, target, k,
-                                              work, parts, occ)
+        if table >= 0:
+            # The first segment's squared norms at the output times are tabulated: the same
+            # decision as segment_outputs' (the first output time with norm <= target), and
+            # the same bracket; its outputs are added per chunk (first.add_first_segments).
+            first_norm = sums.first_norm
+            k = 0
+            while k < times.size and first_norm[table, k] > target:
+                k += 1
+            sums.first_count[table, k] += 1
+            norm_lo = first_norm[table, k - 1] if k > 0 else 1.0
+            norm_hi = first_norm[table, k] if k < times.size else 0.0
+            table = -1
+        else:
+            k, norm_lo, norm_hi = segment_outputs(sums, levels, n_levels, coeff, t, target, k,
+                                                  work, parts, occ)
         tau = -1.0
         if k < times.size:
             tau_lo = times[k - 1] - t if k > k_start else 0.0
@@ -439,15 +444,18 @@ def _start(engine, initial, tally, sums, traj, rng, component, levels, work, par
     eigenstate of a degenerate level, or a superposition); runs :func:`_amplitude` from t = 0."""
     psi = work[0]
     eigenstate = initial.eigenstate[component]
+    table = -1
     if eigenstate >= 0:
         psi[:] = 0.0
         psi[eigenstate] = 1.0
     else:
         psi[:] = initial.psi[initial.vector[component]]
-    n_levels = _support(engine.level_ptr, psi, levels)
+        if sums.first_norm.shape[0] > 0:
+            table = initial.vector[component]
+    n_levels = support(engine.level_ptr, psi, levels)
     tally.initial_level[traj] = levels[0] if n_levels == 1 else -1
     return _amplitude(engine, tally, sums, rng, traj, levels, n_levels, 0.0, 0, work, parts,
-                      occ)
+                      occ, table)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -466,12 +474,13 @@ def _land(engine, tally, sums, rng, traj, j, t, k, levels, work, parts, occ):
     for r in range(hi - lo):
         new[lo + r] = engine.trans_mat[start + r]
     n_levels = _take_normalised(engine.level_ptr, new, work[0], levels)
-    return _amplitude(engine, tally, sums, rng, traj, levels, n_levels, t, k, work, parts, occ)
+    return _amplitude(engine, tally, sums, rng, traj, levels, n_levels, t, k, work, parts, occ,
+                      -1)
 
 
 
 @numba.njit(cache=True, nogil=True)
-def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
+def run_chunk(engine, initial, tally, key, first, count, lanes=LANES, tables=True):
     """Run trajectories ``first .. first+count-1`` (global indices) into ``tally``.
 
     Per-trajectory rows (``tally.heat[i]``, ...) belong to trajectory ``first + i``. Returns
@@ -485,6 +494,8 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
     number of lanes, so its jumps, heat and every integer count do not depend on ``lanes``;
     float sums over trajectories change only by rounding. Amplitude-mode stretches run at once,
     inside the lane. ``lanes=1`` is the plain one-trajectory-at-a-time algorithm.
+    ``tables=False`` computes every trajectory's first segment itself (for tests: the same
+    decisions as with the tables, sums equal to rounding; see :mod:`.first`).
     """
     # Every array below is borrowed (jumps.core.borrow): the same arrays without an owner, so
     # that passing them to the amplitude path's helpers costs no atomic reference counts. The
@@ -513,11 +524,18 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
     step0_owner, dt0 = uniform_steps(engine.heff_lambda, times)
     work, parts, levels = borrowed(work_owner), borrowed(parts_owner), borrowed(levels_owner)
     occ, step0 = borrowed(occ_owner), borrowed(step0_owner)
+    # The first segments from the initial vectors, once per chunk (first_segment_tables).
+    first_pop, first_obs, first_rho, first_norm_owner = first_segment_tables(
+        engine, initial, tally, step0, dt0, levels, work, parts, occ, tables)
+    first_count_owner = np.zeros((first_norm_owner.shape[0], times.size + 1), dtype=np.int64)
+    no_norms_owner = np.zeros(0)
+    first_norm, first_count = borrowed(first_norm_owner), borrowed(first_count_owner)
+    no_norms = borrowed(no_norms_owner)
     sums = OutputSums(times, level_ptr, engine.block_ptr, engine.heff_lambda, engine.heff_right,
                       tally.pop_sum, tally.pop_sumsq, tally.observables, tally.observable_mode,
                       tally.user_diagonal, tally.obs_sum, tally.obs_sumsq, tally.basis,
                       tally.real_basis, tally.rhodiag_sum, tally.rhodiag_sumsq, tally.buffer,
-                      tally.fill, step0, dt0)
+                      tally.fill, step0, dt0, no_norms, first_norm, first_count)
     n_lanes = max(1, min(lanes, count))
     # pick: alias slot, then pair, then transition; row: the lane's chunk row (-1: idle)
     row, level, t, k, rng_owner, pick, draw = lane_state(n_lanes)
@@ -636,7 +654,9 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES):
                 if level[lane] < 0:
                     row[lane] = -1
     _count(trans_counts, taken, n_taken)
-    keep_alive(work_owner, parts_owner, levels_owner, occ_owner, step0_owner, rng_owner)
+    add_first_segments(first_count, first_pop, first_obs, first_rho, tally)
+    keep_alive(work_owner, parts_owner, levels_owner, occ_owner, step0_owner, rng_owner,
+               first_norm_owner, first_count_owner, no_norms_owner)
     total = 0
     for i in range(count):
         total += n_jumps[i]

@@ -35,7 +35,12 @@ OutputSums = namedtuple("OutputSums", [
     "observable_mode", "user_diagonal", "obs_sum", "obs_sumsq", "basis", "real_basis",
     "rhodiag_sum", "rhodiag_sumsq", "buffer", "fill",
     "step0",            # (d,) complex: exp(-i lambda dt0) (uniform_steps)
-    "dt0"])             # float: the grid's first interval (0 with one output time)
+    "dt0",              # float: the grid's first interval (0 with one output time)
+    "norms",            # (T,) float: the squared norm at each output time is stored here
+                        # (first-segment tables, kernels.first_segment_tables), or (0,)
+    "first_norm",       # (n_vectors, T) float: the first segments' squared norms, or (0, T)
+    "first_count"])     # (n_vectors, T + 1) int64: trajectories whose first segment ended
+                        # at output time k (T: none), per initial vector
 
 # Two output intervals differing by less than this many ulps of the time are one interval.
 SAME_INTERVAL_ULPS = 16.0
@@ -111,6 +116,8 @@ def segment_outputs(sums, levels, n_levels, coeff, t, target, k, work, parts, oc
     interval = -1.0
     first = k
     before, after = 1.0, 0.0  # the state at t is normalised
+    norms = sums.norms
+    keep_norms = norms.shape[0] > 0
     while k < times.size:
         # Phases: exact at the first output time, then by recurrence.
         if k == first:
@@ -166,6 +173,8 @@ def segment_outputs(sums, levels, n_levels, coeff, t, target, k, work, parts, oc
             n0 += work[CURRENT, i].real ** 2 + work[CURRENT, i].imag ** 2
             i += 1
         norm = (n0 + n1) + (n2 + n3)
+        if keep_norms:
+            norms[k] = norm
         if norm <= target:  # the jump comes first
             after = norm
             break
