@@ -155,9 +155,9 @@ TAKEN_BUFFER = 4096
 @numba.njit(cache=True, nogil=True)
 def _take_normalised(level_ptr, new, psi, levels):
     """``psi = new / ||new||`` after a jump, listing the levels where it has weight; returns
-    their count. One call, not a copy, :func:`.evolution.support` and a normalisation over the support
-    (the same numbers: the norm is summed in the same order, the zeros outside the support
-    adding nothing), with fewer arrays to bind per jump."""
+    their count. One call, not a copy, :func:`.evolution.support` and a normalisation over
+    the support (the same numbers: the norm is summed in the same order, the zeros outside the
+    support adding nothing), with fewer arrays to bind per jump."""
     norm = 0.0
     for m in range(new.size):
         norm += new[m].real ** 2 + new[m].imag ** 2
@@ -360,10 +360,10 @@ def _amplitude(engine, tally, sums, rng, traj, levels, n_levels, t, k, work, par
     Starts from the normalised state ``work[0]`` with support ``levels[:n_levels]`` at time
     ``t`` (next output time ``k``). ``table >= 0``: the state is the initial vector ``table``
     at t = 0, whose first segment (up to the first jump) is the same in every trajectory:
-    its output times come from the chunk's tables (:func:`.first.first_segment_tables`), counted in
-    ``sums.first_count``, not computed again. Returns ``(level, t, k)`` as soon as the state is the
-    eigenstate of a non-degenerate level (pure mode takes over), or ``(-1, t, k)`` when the
-    trajectory reaches ``t_final``.
+    its output times come from the chunk's tables (:func:`.first.first_segment_tables`),
+    counted in ``sums.first_count``, not computed again. Returns ``(level, t, k)`` as soon as
+    the state is the eigenstate of a non-degenerate level (pure mode takes over), or ``(-1, t,
+    k)`` when the trajectory reaches ``t_final``.
     """
     psi, coeff, new = work[0], work[1], work[2]
     times = tally.times
