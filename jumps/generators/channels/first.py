@@ -15,7 +15,7 @@ import numba
 import numpy as np
 
 from .evolution import support, to_right_coordinates
-from .observe import OutputSums, segment_outputs
+from .observe import output_sums, segment_outputs
 
 
 @numba.njit(cache=True, nogil=True)
@@ -52,11 +52,8 @@ def first_segment_tables(engine, initial, tally, step0, dt0, levels, work, parts
         n_levels = support(engine.level_ptr, psi, levels)
         to_right_coordinates(engine.level_ptr, engine.block_ptr, engine.heff_left, levels,
                              n_levels, psi, coeff)
-        sums = OutputSums(times, engine.level_ptr, engine.block_ptr, engine.heff_lambda,
-                          engine.heff_right, pop[v], pop_sq, tally.observables,
-                          tally.observable_mode, tally.user_diagonal, obs[v], obs_sq,
-                          tally.basis, tally.real_basis, rho[v], rho_sq, tally.buffer,
-                          tally.fill, step0, dt0, norm[v], none, no_count)
+        sums = output_sums(engine, tally, step0, dt0, pop[v], pop_sq, obs[v], obs_sq, rho[v],
+                           rho_sq, norm[v], none, no_count)
         segment_outputs(sums, levels, n_levels, coeff, 0.0, 0.0, 0, work, parts, occ)
     return pop, obs, rho, norm
 

@@ -45,7 +45,7 @@ from .observe import (  # noqa: F401 - the observable modes are this module's in
     LEVEL_BLOCKS,
     USER_DIAGONAL,
     WORK_ROWS,
-    OutputSums,
+    output_sums,
     segment_outputs,
     uniform_steps,
 )
@@ -531,11 +531,9 @@ def run_chunk(engine, initial, tally, key, first, count, lanes=LANES, tables=Tru
     no_norms_owner = np.zeros(0)
     first_norm, first_count = borrowed(first_norm_owner), borrowed(first_count_owner)
     no_norms = borrowed(no_norms_owner)
-    sums = OutputSums(times, level_ptr, engine.block_ptr, engine.heff_lambda, engine.heff_right,
-                      tally.pop_sum, tally.pop_sumsq, tally.observables, tally.observable_mode,
-                      tally.user_diagonal, tally.obs_sum, tally.obs_sumsq, tally.basis,
-                      tally.real_basis, tally.rhodiag_sum, tally.rhodiag_sumsq, tally.buffer,
-                      tally.fill, step0, dt0, no_norms, first_norm, first_count)
+    sums = output_sums(engine, tally, step0, dt0, tally.pop_sum, tally.pop_sumsq,
+                       tally.obs_sum, tally.obs_sumsq, tally.rhodiag_sum, tally.rhodiag_sumsq,
+                       no_norms, first_norm, first_count)
     n_lanes = max(1, min(lanes, count))
     # pick: alias slot, then pair, then transition; row: the lane's chunk row (-1: idle)
     row, level, t, k, rng_owner, pick, draw = lane_state(n_lanes)

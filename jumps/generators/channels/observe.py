@@ -37,7 +37,7 @@ OutputSums = namedtuple("OutputSums", [
     "step0",            # (d,) complex: exp(-i lambda dt0) (uniform_steps)
     "dt0",              # float: the grid's first interval (0 with one output time)
     "norms",            # (T,) float: the squared norm at each output time is stored here
-                        # (first-segment tables, kernels.first_segment_tables), or (0,)
+                        # (first-segment tables, first.first_segment_tables), or (0,)
     "first_norm",       # (n_vectors, T) float: the first segments' squared norms, or (0, T)
     "first_count"])     # (n_vectors, T + 1) int64: trajectories whose first segment ended
                         # at output time k (T: none), per initial vector
@@ -60,6 +60,18 @@ DENSE, USER_DIAGONAL, LEVEL_BLOCKS = 0, 1, 2
 # atomic reference-count pair per call.
 NEW, PHASE, STEP, COEFF, CURRENT, STEP0 = 2, 3, 4, 5, 6, 7
 WORK_ROWS = 8
+
+
+@numba.njit(cache=True, nogil=True)
+def output_sums(engine, tally, step0, dt0, pop_sum, pop_sumsq, obs_sum, obs_sumsq, rhodiag_sum,
+                rhodiag_sumsq, norms, first_norm, first_count):
+    """The :data:`OutputSums` of a kernel call: the engine's and tally's arrays the output
+    times read, and the sums they add to (the tally's, or a first-segment table's)."""
+    return OutputSums(tally.times, engine.level_ptr, engine.block_ptr, engine.heff_lambda,
+                      engine.heff_right, pop_sum, pop_sumsq, tally.observables,
+                      tally.observable_mode, tally.user_diagonal, obs_sum, obs_sumsq,
+                      tally.basis, tally.real_basis, rhodiag_sum, rhodiag_sumsq, tally.buffer,
+                      tally.fill, step0, dt0, norms, first_norm, first_count)
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"contract"})
