@@ -97,8 +97,9 @@ def waiting_time(level_ptr, block_ptr, lam, right, decay_blocks, levels, n_level
     target``: on non-degenerate levels that is the logarithm of a sum of decaying exponentials,
     convex, so the iterates from ``tau_lo`` rise monotonically to the root without overshoot,
     exactly in one step for a single exponential and in a few for a mixture (Newton on the norm
-    itself crawled). Within one output interval the logarithm is close to linear: two or three
-    steps (from the segment's start, ~10). The steps are kept inside a shrinking bracket and
+    itself crawled). Within one output interval the logarithm is close to linear: about three
+    norm evaluations per search (~6 from the segment's start with the old convergence test,
+    docs/design.md). The steps are kept inside a shrinking bracket and
     replaced by bisection when they leave it (states on degenerate levels, whose norm need not
     be log-convex; or a norm that differs from the caller's by rounding at the bracket's
     ends). ``scratch``: (3, d) float (the decay rates, weights and terms of the levels).
