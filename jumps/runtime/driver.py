@@ -21,7 +21,7 @@ from ..core.memory import gc_paused
 from ..core.sums import SPARSE_KEYS, Accumulator, mean_stderr
 from ..errors import ConfigError, RunFailure
 from ..physics import counting, exact
-from . import checkpoint, parallel
+from . import blas, checkpoint, parallel
 from .budget import check_run_size
 from .build import build
 from .config import RunConfig
@@ -294,8 +294,10 @@ def _run(config: RunConfig, out: Path, comm, output: OutputDirectory | None, gua
         (previous.chunks, previous.attempt, previous.digest, previous.run_id) if root else None)
     saver = checkpoint.RankCheckpoint(out, digest, run_id, attempt, comm.rank)
     guard.defer()
-    my_chunks, run_seconds, stop = _work(comm, plan, config, runner, saver, done, previous,
-                                         quiet, target_stderr, guard)
+    with blas.one_thread_per_rank(comm.is_parallel) as changed:  # the build kept all threads
+        my_chunks, run_seconds, stop = _work(comm, plan, config, runner, saver, done, previous,
+                                             quiet, target_stderr, guard)
+    timings["blas_threads"] = 1 if changed else None
     signum = max(comm.allgather(stop))
     # The finished work goes to the checkpoint before anything else is written.
     saved = not my_chunks or saver.write(runner.sums(), my_chunks, plan.rows(my_chunks),

@@ -20,13 +20,17 @@ import helpers
 import numpy as np
 import pytest
 
+from jumps.runtime import blas
 from jumps.runtime.io import read_results
 
 pytestmark = pytest.mark.mpi
 
 ROOT = Path(__file__).resolve().parents[2]
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+OPENBLAS = "openblas" in str(np.show_config(mode="dicts")["Build Dependencies"]["blas"]).lower()
+# No *_NUM_THREADS: the run chooses the BLAS threads (one per rank under MPI, blas_threads).
+ENV = {**{k: v for k, v in os.environ.items() if k not in blas.THREAD_VARIABLES},
+       "PYTHONPATH": str(ROOT)}
 EXACT_KEYS = ("jump_counts", "transition_from", "transition_to", "transition_count",
               "n_jumps", "heat", "trajectory_index", "emissions", "absorptions", "dephasings",
               "first_jump_time", "initial_level", "final_level", "final_energy")
@@ -101,11 +105,15 @@ def test_results_independent_of_rank_count(tmp_path, generator):
     serial = _run([str(config), "--out", str(tmp_path / "serial")], None)
     assert serial.returncode == 0, serial.stderr
     assert read_results(tmp_path / "serial")[1]["generator"] == generator
+    assert read_results(tmp_path / "serial")[1]["blas_threads"] is None
     for ranks in ((1, 2, 3) if generator == "channels" else (2, 3)):
         out = tmp_path / f"n{ranks}"
         result = _run([str(config), "--out", str(out)], ranks)
         assert result.returncode == 0, result.stderr
-        assert read_results(out)[1]["ranks"] == ranks
+        meta = read_results(out)[1]
+        assert meta["ranks"] == ranks
+        # One OpenBLAS thread per rank for the trajectories (numpy's wheel bundles OpenBLAS).
+        assert meta["blas_threads"] == (1 if ranks > 1 and OPENBLAS else None)
         _assert_same(tmp_path / "serial", out)
 
 
