@@ -417,14 +417,14 @@ def test_outer_sums_match_per_state_sums():
 
     rng = np.random.default_rng(11)
     for n, d in ((1, 5), (7, 9), (300, 40)):
-        U = rng.normal(size=(n, d)) + 1j * rng.normal(size=(n, d))
+        U = rng.normal(size=(n + 2, d)) + 1j * rng.normal(size=(n + 2, d))
+        U = U[:n]  # a leading block of rows, as output.flush passes the buffer's filled rows
         U[:, 1] = rng.normal(size=n)  # real column: u_0 conj(u_1) complex, u_1 conj(u_1) real
         U[:, 2] = rng.normal(size=n)  # with column 1: a real element (1, 2)
         U[:, 3] = 0.0
         total = np.full((d, d), 0.5 + 0j)  # adds to what is there
         squares = np.full((d, d), 0.125 + 0.0625j)
-        output.outer_sums(np.ascontiguousarray(U.real), np.ascontiguousarray(U.imag),
-                          total, squares)
+        output.outer_sums(U, total, squares)
         outer = np.einsum("ri,rj->rij", U, U.conj())
         expect_total = 0.5 + outer.sum(0)
         expect_squares = 0.125 + 0.0625j + (outer.real**2).sum(0) + 1j * (outer.imag**2).sum(0)

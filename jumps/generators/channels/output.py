@@ -23,15 +23,13 @@ def flush(tally) -> None:
     """Add the kept states of ``tally`` (user's basis; full density matrix only) to its
     running sums, one output time at a time (:func:`outer_sums`), and empty the buffer."""
     for k in np.flatnonzero(tally.fill):
-        U = tally.buffer[k, :tally.fill[k]]
-        outer_sums(np.ascontiguousarray(U.real), np.ascontiguousarray(U.imag),
-                   tally.rho_sum[k], tally.rho_sumsq[k])
+        outer_sums(tally.buffer[k, :tally.fill[k]], tally.rho_sum[k], tally.rho_sumsq[k])
     tally.fill[:] = 0
 
 
-def outer_sums(A: np.ndarray, B: np.ndarray, total: np.ndarray, squares: np.ndarray) -> None:
+def outer_sums(U: np.ndarray, total: np.ndarray, squares: np.ndarray) -> None:
     """``total += sum_r u_r u_r^dag`` and ``squares += sum_r (Re^2 + 1j Im^2)`` of its
-    elements over the rows ``u_r = a_r + i b_r`` of A + iB, by four real matrix products
+    elements over the rows ``u_r = a_r + i b_r`` of ``U`` (n, d), by four real matrix products
     (three of them symmetric, ``S^T S``: numpy's BLAS ``syrk``, half the work of a general
     product):
 
@@ -44,22 +42,36 @@ def outer_sums(A: np.ndarray, B: np.ndarray, total: np.ndarray, squares: np.ndar
     a rounding error of ``n eps`` times that: a value below ``SQUARES_FLOOR n eps`` of it
     cannot be told from zero and is zero (as an element that is zero in every state, such as
     the imaginary part of a real or a diagonal element, must be). Elsewhere the sums are
-    exact to rounding, as per-state sums would be. The products' upper triangles are combined
-    into both triangles of the sums in one jitted pass (:func:`_combine`)."""
-    W = A * A + B * B
-    P = A * A - B * B
-    Q = 2.0 * A * B
+    exact to rounding, as per-state sums would be. The products' factors are made from ``U``
+    in one jitted pass (:func:`_factors`; numpy's eight element-wise passes and copies took
+    as long as two of the products), and their upper triangles are combined into both
+    triangles of the sums in another (:func:`_combine`)."""
+    n, d = U.shape
+    stacked, waves, magnitudes = np.empty((2 * n, d)), np.empty((2 * n, d)), np.empty((n, d))
+    _factors(U, stacked, waves, magnitudes)
     # numpy computes S.T @ S (one array and its transpose) by BLAS syrk. scipy.linalg.blas.dsyrk
     # would run in scipy's own OpenBLAS: with more than one BLAS thread, alternating its thread
     # pool with numpy's (the gemm) made a flush 3-4x slower than the products themselves.
-    stacked = np.concatenate((A, B))
     plain = stacked.T @ stacked
-    stacked = np.concatenate((P, Q))
-    phases = stacked.T @ stacked
-    magnitude = W.T @ W
-    mixed = B.T @ A
-    _combine(plain, mixed, magnitude, phases, SQUARES_FLOOR * A.shape[0] * EPSILON,
-             total, squares)
+    phases = waves.T @ waves
+    magnitude = magnitudes.T @ magnitudes
+    mixed = stacked[n:].T @ stacked[:n]
+    _combine(plain, mixed, magnitude, phases, SQUARES_FLOOR * n * EPSILON, total, squares)
+
+
+@numba.njit(cache=True, nogil=True)
+def _factors(U, stacked, waves, magnitudes):
+    """The factors of :func:`outer_sums` from the rows ``a + ib`` of U (n, d): ``stacked =
+    [A; B]``, ``waves = [P; Q]`` (``P = A^2 - B^2``, ``Q = 2AB``), ``magnitudes = A^2 + B^2``."""
+    n, d = U.shape
+    for r in range(n):
+        for i in range(d):
+            a, b = U[r, i].real, U[r, i].imag
+            stacked[r, i] = a
+            stacked[n + r, i] = b
+            waves[r, i] = a * a - b * b
+            waves[n + r, i] = 2.0 * a * b
+            magnitudes[r, i] = a * a + b * b
 
 
 @numba.njit(cache=True, nogil=True)
