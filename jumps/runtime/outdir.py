@@ -112,6 +112,8 @@ class OutputDirectory:
         while not parent.exists():
             missing.append(parent)
             parent = parent.parent
+        if missing and not parent.is_dir():  # a wrong --out, not a failing disk: exit 2
+            raise ConfigError("--out", f"cannot create {missing[-1]}: {parent} is not a directory")
         for directory in reversed(missing):
             try:
                 directory.mkdir()

@@ -96,6 +96,24 @@ def test_an_empty_out_is_refused(tmp_path, capsys):
     assert "--out: must not be empty" in capsys.readouterr().err
 
 
+def test_an_out_below_a_regular_file_is_bad_input(tmp_path, capsys):
+    """--out FILE/sub exited 1 (an environment failure) instead of 2 (bad input)."""
+    config = write(tmp_path, initial_state={"kind": "gibbs"})
+    (tmp_path / "a_file").write_text("")
+    for command in ("run", "exact"):
+        try:
+            status = cli.main([command, str(config), "--out",
+                               str(tmp_path / "a_file" / "sub" / "out")])
+        except SystemExit as exit_:  # `exact` exits from its own error handler
+            status = exit_.code
+        stderr = capsys.readouterr().err
+        assert status == 2, stderr
+        expected = (f"jumps: error: --out: cannot create {tmp_path / 'a_file' / 'sub'}: "
+                    f"{tmp_path / 'a_file'} is not a directory")
+        assert stderr.strip().splitlines() == [expected]
+    assert (tmp_path / "a_file").read_text() == ""
+
+
 def test_target_stderr_must_be_finite(tmp_path):
     config = write(tmp_path, initial_state={"kind": "gibbs"})
     status, err = run_here(config, "--out", tmp_path / "out", "--target-stderr", "inf")
