@@ -16,9 +16,18 @@ OPENBLAS = "openblas" in str(np.show_config(mode="dicts")["Build Dependencies"][
 
 
 @pytest.fixture
-def no_thread_variables(monkeypatch):
+def two_threads(monkeypatch):
+    """No OpenBLAS thread variable, and every OpenBLAS at 2 threads (as on a 2-core machine,
+    whatever this one has: the test sees a change); the counts are restored after the test."""
     for name in blas.THREAD_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+    controls = blas.openblas_controls()
+    original = [get() for _, get, _ in controls]
+    for _, _, set_ in controls:
+        set_(2)
+    yield len(controls)
+    for (_, _, set_), value in zip(controls, original):
+        set_(value)
 
 
 def counts() -> list[int]:
@@ -33,23 +42,36 @@ def test_numpy_and_scipy_openblas_are_found():
 
 
 @pytest.mark.skipif(not OPENBLAS, reason="numpy is not built with OpenBLAS")
-def test_one_thread_inside_the_block_and_restored_after(no_thread_variables):
-    controls = blas.openblas_controls()
-    for _, _, set_ in controls:
-        set_(2)  # as on a 2-core machine, whatever this one has
+def test_one_thread_inside_the_block_and_restored_after(two_threads):
+    assert blas.current() == 2
     with blas.one_thread_per_rank(True) as changed:
-        assert len(changed) == len(controls) >= 1
-        assert counts() == [1] * len(controls)
+        assert len(changed) == two_threads >= 1
+        assert counts() == [1] * two_threads and blas.current() == 1
         a = np.random.default_rng(0).standard_normal((300, 300))
         assert np.allclose(a.T @ a, (a.T @ a).T)  # the BLAS still works at one thread
-    assert counts() == [2] * len(controls)
+    assert counts() == [2] * two_threads
+    with pytest.raises(KeyboardInterrupt), blas.one_thread_per_rank(True):
+        raise KeyboardInterrupt  # restored on the way out of an interrupted run too
+    assert counts() == [2] * two_threads
 
 
-def test_serial_and_user_choice_leave_the_count_alone(monkeypatch, no_thread_variables):
-    before = counts()
+@pytest.mark.skipif(not OPENBLAS, reason="numpy is not built with OpenBLAS")
+def test_serial_and_user_choice_leave_the_count_alone(monkeypatch, two_threads):
     with blas.one_thread_per_rank(False) as changed:
-        assert changed == [] and counts() == before
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        assert changed == [] and counts() == [2] * two_threads
+    for name in blas.THREAD_VARIABLES:
+        monkeypatch.setenv(name, "2")
+        with blas.one_thread_per_rank(True) as changed:
+            assert changed == [] and counts() == [2] * two_threads
+        monkeypatch.delenv(name)
+
+
+@pytest.mark.skipif(not OPENBLAS, reason="numpy is not built with OpenBLAS")
+def test_other_blas_variables_and_empty_values_do_not_switch_it_off(monkeypatch, two_threads):
+    """MKL_NUM_THREADS (which OpenBLAS ignores; clusters export it) and an empty
+    OMP_NUM_THREADS (unset, for OpenBLAS) leave the one thread per rank in place."""
+    monkeypatch.setenv("MKL_NUM_THREADS", "1")
+    monkeypatch.setenv("BLIS_NUM_THREADS", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "")
     with blas.one_thread_per_rank(True) as changed:
-        assert changed == [] and counts() == before
-    assert counts() == before
+        assert len(changed) == two_threads and counts() == [1] * two_threads

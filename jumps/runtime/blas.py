@@ -11,9 +11,10 @@ trajectory phase only (:func:`one_thread_per_rank`) and restored after it.
 
 The OpenBLAS libraries are those loaded into the process (numpy's and scipy's wheels each bundle
 one, ``libscipy_openblas*``; a system ``libopenblas`` too), found in ``/proc/self/maps`` and
-driven through their ``*_set_num_threads*`` entry points, as threadpoolctl does. Elsewhere (no
-``/proc``, MKL, Accelerate) nothing changes: set ``OPENBLAS_NUM_THREADS``/``MKL_NUM_THREADS``
-to 1 in the job script (``mpi_runs/slurm_job.sh`` does). A user's own ``*_NUM_THREADS`` wins.
+driven through their ``*_set_num_threads*`` entry points (threadpoolctl's approach, for
+OpenBLAS only). Elsewhere (no ``/proc``, MKL, Accelerate) nothing changes: set
+``MKL_NUM_THREADS`` etc. to 1 in the job script (``mpi_runs/slurm_job.sh`` does). A user's own
+``OPENBLAS_NUM_THREADS``, ``GOTO_NUM_THREADS`` or ``OMP_NUM_THREADS`` wins.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ import ctypes
 import os
 from collections.abc import Iterator
 
-# Any of these set means the user chose the BLAS threads.
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS",
-                    "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+# The variables OpenBLAS reads for its thread count (in this order): any of them set to a
+# non-empty value means the user chose it. (MKL_NUM_THREADS and BLIS_NUM_THREADS are not read by
+# OpenBLAS, and clusters often export them: they must not switch this off.)
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
 
 # Entry-point prefixes and suffixes of OpenBLAS builds (scipy-openblas wheels, plain, ILP64).
 _PREFIXES = ("scipy_openblas", "openblas")
@@ -40,7 +42,8 @@ def openblas_controls() -> list[tuple[str, object, object]]:
     except OSError:
         return []
     paths = {f[5].strip() for f in fields if len(f) == 6}
-    paths = {p for p in paths if "openblas" in os.path.basename(p)}
+    # Anywhere in the path: Debian's OpenBLAS is .../openblas-pthread/libblas.so.3.
+    paths = {p for p in paths if "openblas" in p.lower()}
     controls = []
     for path in sorted(p for p in paths if p.startswith("/") and ".so" in p):
         try:
@@ -63,9 +66,10 @@ def openblas_controls() -> list[tuple[str, object, object]]:
 
 @contextlib.contextmanager
 def threads(count: int) -> Iterator[list[str]]:
-    """Every loaded OpenBLAS at ``count`` threads inside the block, restored after it; yields
-    the libraries changed (empty when none could be, or a ``*_NUM_THREADS`` variable is set)."""
-    if any(name in os.environ for name in THREAD_VARIABLES):
+    """Every loaded OpenBLAS at ``count`` threads inside the block, restored after it (also
+    on an exception); yields the libraries changed (empty when none could be, or the user set
+    one of :data:`THREAD_VARIABLES`)."""
+    if user_choice():
         yield []
         return
     controls = openblas_controls()
@@ -77,6 +81,16 @@ def threads(count: int) -> Iterator[list[str]]:
     finally:
         for (_, _, set_), value in zip(controls, before):
             set_(value)
+
+
+def user_choice() -> bool:
+    """Whether the user set OpenBLAS's thread count (a non-empty :data:`THREAD_VARIABLES`)."""
+    return any(os.environ.get(name, "").strip() for name in THREAD_VARIABLES)
+
+
+def current() -> int | None:
+    """The largest thread count of the loaded OpenBLAS libraries (None: none found)."""
+    return max((get() for _, get, _ in openblas_controls()), default=None)
 
 
 def one_thread_per_rank(parallel: bool) -> contextlib.AbstractContextManager:

@@ -294,10 +294,10 @@ def _run(config: RunConfig, out: Path, comm, output: OutputDirectory | None, gua
         (previous.chunks, previous.attempt, previous.digest, previous.run_id) if root else None)
     saver = checkpoint.RankCheckpoint(out, digest, run_id, attempt, comm.rank)
     guard.defer()
-    with blas.one_thread_per_rank(comm.is_parallel) as changed:  # the build kept all threads
+    with blas.one_thread_per_rank(comm.is_parallel):  # the build kept all threads
+        timings["blas_threads"] = blas.current()  # as OpenBLAS itself reports it
         my_chunks, run_seconds, stop = _work(comm, plan, config, runner, saver, done, previous,
                                              quiet, target_stderr, guard)
-    timings["blas_threads"] = 1 if changed else None
     signum = max(comm.allgather(stop))
     # The finished work goes to the checkpoint before anything else is written.
     saved = not my_chunks or saver.write(runner.sums(), my_chunks, plan.rows(my_chunks),
