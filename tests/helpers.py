@@ -40,6 +40,9 @@ from jumps.generators.channels import kernels, unravel
 from jumps.physics import exact
 from jumps.runtime.config import dump_config
 
+# numpy's BLAS is OpenBLAS (its wheels bundle one): jumps/runtime/blas.py can set its threads.
+NUMPY_OPENBLAS = "openblas" in str(np.show_config(mode="dicts")["Build Dependencies"]["blas"]).lower()
+
 MIN_EVENTS = 30
 BERNSTEIN_DELTA = 1e-6
 Z_LIMIT = 4.0

@@ -6,13 +6,14 @@ after the block. Under MPI the run records it (``blas_threads``: tests/integrati
 
 from __future__ import annotations
 
+import helpers
 import numpy as np
 import pytest
 import scipy.linalg  # noqa: F401  (loads scipy's own OpenBLAS)
 
 from jumps.runtime import blas
 
-OPENBLAS = "openblas" in str(np.show_config(mode="dicts")["Build Dependencies"]["blas"]).lower()
+OPENBLAS = helpers.NUMPY_OPENBLAS
 
 
 @pytest.fixture

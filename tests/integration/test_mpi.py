@@ -27,7 +27,7 @@ pytestmark = pytest.mark.mpi
 
 ROOT = Path(__file__).resolve().parents[2]
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
-OPENBLAS = "openblas" in str(np.show_config(mode="dicts")["Build Dependencies"]["blas"]).lower()
+OPENBLAS = helpers.NUMPY_OPENBLAS
 # No *_NUM_THREADS: the run chooses the BLAS threads (one per rank under MPI, blas_threads).
 ENV = {**{k: v for k, v in os.environ.items() if k not in blas.THREAD_VARIABLES},
        "PYTHONPATH": str(ROOT)}
